@@ -1,0 +1,118 @@
+"""The `robustinv` command: parse, call the library, print, map errors to exit codes.
+
+Exit codes: 0 success, 1 failed gate, 2 usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+import re
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+import robustinv
+from robustinv.errors import RobustinvError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def handle_errors(command: F) -> F:
+    """Turn input errors into one line on stderr and exit 2; Ctrl-C into exit 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except RobustinvError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(robustinv.__version__, prog_name="robustinv")
+@click.option("-q", "--quiet", is_flag=True, help="Only print results and errors.")
+def main(quiet: bool) -> None:
+    """Robustness harness for PyTorch image classifiers."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("robustinv")  # ART's own INFO chatter stays at the root's WARNING
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+REGISTRIES = {"datasets": robustinv.DATASETS, "models": robustinv.MODELS, "attacks": robustinv.ATTACKS}
+
+
+@main.command("list")
+@click.argument("kind", type=click.Choice(sorted(REGISTRIES)))
+def list_command(kind: str) -> None:
+    """List the registered datasets, models or attacks."""
+    registry = REGISTRIES[kind]
+    for name in registry.names():
+        doc = inspect.getdoc(registry.get(name)) or ""
+        click.echo(f"{name:16} {doc.splitlines()[0] if doc else ''}")
+
+
+@main.command("run")
+@click.argument("suite_path", metavar="[SUITE]", required=False, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Output folder (default: reports/<suite>-<timestamp>/).")
+@handle_errors
+def run_command(suite_path: Path | None, out: Path | None) -> None:
+    """Run a benchmark suite (default: the built-in quickstart on digits)."""
+    from robustinv.report import write_run
+
+    if suite_path is None:
+        with as_file(files("robustinv") / "suites" / "quickstart.toml") as default:
+            suite = robustinv.load_suite(default)
+            base_dir = default.parent
+    else:
+        suite = robustinv.load_suite(suite_path)
+        base_dir = suite_path.resolve().parent
+    out = out or Path("reports") / f"{_safe_name(suite.name)}-{datetime.now():%Y%m%d-%H%M%S}"
+    result = robustinv.run_suite(suite, base_dir=base_dir)
+    paths = write_run(result, suite, out)
+    click.echo(summary_table(result.rows))
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "suite"
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def summary_table(rows: list[Any]) -> str:
+    """A fixed-width table: one line per (model, attack, ε)."""
+    header = ("model", "attack", "norm", "eps", "clean", "robust", "success", "max δ", "seconds", "flags")
+    lines = [header]
+    for row in rows:
+        delta = row.max_linf if row.norm == "linf" else row.max_l2
+        lines.append((row.model, row.attack, row.norm, f"{row.eps:g}", _pct(row.clean_acc), _pct(row.robust_acc),
+                      _pct(row.success_rate), f"{delta:.4f}", f"{row.seconds:.2f}", ",".join(row.flags) or "-"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The attack contract: a typed config, one `generate` hook, and the shared work around it.
+
+`Attack.run` owns what every attack needs — eval mode, seeding, timing, the [0, 1] clamp and
+picking, per input, the worst case among the attack's samples (restarts or generator draws).
+Subclasses implement only `generate`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from torch import nn
+
+from robustinv.runtime import predict_logits, seed_everything
+
+
+class Norm(str, Enum):
+    """Threat-model norms; ε is measured in this norm on the [0, 1] input scale."""
+
+    linf = "linf"
+    l2 = "l2"
+
+
+class AttackConfig(BaseModel):
+    """Keys every `[[attacks]]` entry shares; each attack adds its own in a subclass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    label: str | None = Field(None, min_length=1, description="row name; defaults to `name`")
+    eps: list[float] = Field(min_length=1)
+    norm: Norm = Norm.linf
+    batch_size: int = Field(256, ge=1)
+
+    @field_validator("eps", mode="before")
+    @classmethod
+    def _one_or_many(cls, eps: object) -> object:
+        return [eps] if isinstance(eps, (int, float)) and not isinstance(eps, bool) else eps
+
+    @field_validator("eps")
+    @classmethod
+    def _positive(cls, eps: list[float]) -> list[float]:
+        for value in eps:
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"every ε must be > 0, got {value}")
+        if len(set(eps)) != len(eps):
+            raise ValueError(f"ε values repeat: {eps}")
+        return sorted(eps)
+
+    @model_validator(mode="after")
+    def _fits_linf_range(self) -> AttackConfig:
+        if self.norm is Norm.linf and max(self.eps) > 1:
+            raise ValueError(f"ε is on the [0, 1] input scale: an Linf ε above 1 is meaningless, got {max(self.eps)}")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+    def row_config(self, eps: float, seed: int) -> dict[str, object]:
+        """The attack's full parameters at one ε, as stored with every result row."""
+        config = self.model_dump(mode="json", exclude={"eps", "label"})
+        return {**config, "eps": eps, "seed": seed}
+
+
+class RestartConfig(AttackConfig):
+    """Gradient attacks: optional random start inside the ε-ball and restarts from new ones."""
+
+    random_start: bool = False
+    restarts: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _restarts_need_random_start(self) -> RestartConfig:
+        if self.restarts > 1 and not self.random_start:
+            raise ValueError("restarts > 1 needs random_start = true (otherwise every restart is identical)")
+        return self
+
+
+@dataclass(frozen=True)
+class AttackOutput:
+    """`x_adv` is the worst case per input; `samples` holds all k candidates, (k, N, C, H, W)."""
+
+    x_adv: torch.Tensor
+    samples: torch.Tensor
+    seconds: float
+
+
+class Attack(ABC):
+    """Base of every attack; subclasses set `config_type` and implement `generate`."""
+
+    config_type: ClassVar[type[AttackConfig]] = AttackConfig
+
+    def __init__(self, config: AttackConfig) -> None:
+        self.config = config
+
+    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> AttackOutput:
+        """Attack `x` (true labels `y`) at `eps`; `x` and the result live on the CPU."""
+        model.eval()
+        seed_everything(seed)
+        start = time.perf_counter()
+        samples = self.generate(model, x, y, eps, seed=seed).clamp(0.0, 1.0)
+        seconds = time.perf_counter() - start
+        return AttackOutput(self._worst_case(model, y, samples), samples, seconds)
+
+    @abstractmethod
+    def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> torch.Tensor:
+        """Return k ≥ 1 adversarial candidates per input, shaped (k, N, C, H, W)."""
+
+    def _worst_case(self, model: nn.Module, y: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        """Per input, the first candidate the model misclassifies, else the last one."""
+        if len(samples) == 1:
+            return samples[0]
+        fooled = torch.stack([
+            predict_logits(model, s, batch_size=self.config.batch_size).argmax(1) != y for s in samples
+        ])
+        # argmax over a bool stack picks the first True; rows with none fall back to the last sample.
+        choice = torch.where(fooled.any(0), fooled.int().argmax(0), len(samples) - 1)
+        return samples[choice, torch.arange(samples.shape[1])]

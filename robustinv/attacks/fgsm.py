@@ -1,0 +1,31 @@
+"""FGSM (Goodfellow et al. 2015): one signed-gradient (Linf) or normalized-gradient (L2) step of size ε."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from art.attacks.evasion import FastGradientMethod
+from art.estimators.classification import PyTorchClassifier
+
+from robustinv.attacks.art import ART_NORMS, ArtAttack
+from robustinv.attacks.base import RestartConfig
+from robustinv.attacks.registry import register_attack
+
+
+class FgsmConfig(RestartConfig):
+    name: Literal["fgsm"] = "fgsm"
+
+
+@register_attack("fgsm")
+class Fgsm(ArtAttack):
+    config_type = FgsmConfig
+
+    def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:
+        return FastGradientMethod(
+            estimator,
+            norm=ART_NORMS[self.config.norm],
+            eps=eps,
+            eps_step=eps,
+            num_random_init=int(self.config.random_start),
+            batch_size=self.config.batch_size,
+        )

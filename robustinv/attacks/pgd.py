@@ -1,0 +1,38 @@
+"""PGD (Madry et al. 2018): iterated gradient steps projected onto the ε-ball, ART's PyTorch implementation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from art.attacks.evasion import ProjectedGradientDescentPyTorch
+from art.estimators.classification import PyTorchClassifier
+from pydantic import Field
+
+from robustinv.attacks.art import ART_NORMS, ArtAttack
+from robustinv.attacks.base import RestartConfig
+from robustinv.attacks.registry import register_attack
+
+
+class PgdConfig(RestartConfig):
+    name: Literal["pgd"] = "pgd"
+    steps: int = Field(40, ge=1)
+    step_size: float = Field(0.01, gt=0)
+    random_start: bool = True
+
+
+@register_attack("pgd")
+class Pgd(ArtAttack):
+    config_type = PgdConfig
+    config: PgdConfig
+
+    def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:
+        return ProjectedGradientDescentPyTorch(
+            estimator,
+            norm=ART_NORMS[self.config.norm],
+            eps=eps,
+            eps_step=self.config.step_size,
+            max_iter=self.config.steps,
+            num_random_init=int(self.config.random_start),
+            batch_size=self.config.batch_size,
+            verbose=False,
+        )

@@ -1,0 +1,92 @@
+"""Checkpoints: content-hash keys, atomic safetensors + JSON writes, and safe loading.
+
+Nothing here unpickles arbitrary objects: weights come from safetensors, from
+`torch.load(weights_only=True)` or from TorchScript.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from robustinv.errors import ModelError
+
+
+def content_key(payload: Mapping[str, Any]) -> str:
+    """A short, stable hash of everything that determines an artifact."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """A hash of a state dict's names, shapes and values."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call `write(tmp_path)`, then rename onto `path`: readers see the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(stem: Path, state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> None:
+    """Write `stem.safetensors` then `stem.json`; the JSON's presence marks a complete checkpoint."""
+    tensors = {name: t.detach().cpu().contiguous() for name, t in state.items()}
+    atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
+    atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(config, indent=2, default=str)))
+
+
+def load_checkpoint(stem: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The state dict and config at `stem`, or None when no complete checkpoint is there."""
+    weights, meta = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if not (weights.is_file() and meta.is_file()):
+        return None
+    return load_state_file(weights), json.loads(meta.read_text())
+
+
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors or a `torch.save`d dict of tensors, always onto the CPU."""
+    if not path.is_file():
+        raise ModelError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelError(f"cannot read safetensors file {path} (corrupt or truncated?): {exc}") from None
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ModelError(
+            f"refusing to load {path}: it needs arbitrary unpickling, which can run code "
+            f"({str(exc).splitlines()[0]}). Re-save it as a plain state dict "
+            "(torch.save(model.state_dict(), path)) or as safetensors"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot read weights file {path} (corrupt or truncated?): {exc}") from None
+    if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):
+        loaded = loaded["state_dict"]
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ModelError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
+    return dict(loaded)

@@ -1,0 +1,165 @@
+"""Turn a ModelSpec into a ready, evaluated-mode module: build, load or train (cached), check fit."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustinv.checkpoints import content_key, load_checkpoint, load_state_file, save_checkpoint, state_fingerprint
+from robustinv.data import Dataset
+from robustinv.errors import ModelError
+from robustinv.models.spec import ModelSpec
+from robustinv.models.zoo import MODELS
+from robustinv.training import train_standard
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model ready to attack, with where it came from and how long training took."""
+
+    name: str
+    module: nn.Module
+    fingerprint: str
+    source: str  # "trained", "cache", "weights" or "torchscript"
+    train_seconds: float
+
+
+def prepare_model(
+    spec: ModelSpec, dataset: Dataset, *, seed: int, device: torch.device, cache_dir: Path, base_dir: Path | None = None
+) -> PreparedModel:
+    if spec.torchscript is not None:
+        module = _load_torchscript(spec.torchscript)
+        prepared = PreparedModel(spec.name, module, state_fingerprint(module.state_dict()), "torchscript", 0.0)
+    else:
+        assert spec.arch is not None  # the spec's validator fills it
+        module = build_arch(spec.arch, spec.arch_kwargs, dataset, base_dir=base_dir)
+        if spec.weights is not None:
+            _load_into(module, load_state_file(spec.weights), spec.weights)
+            prepared = PreparedModel(spec.name, module, state_fingerprint(module.state_dict()), "weights", 0.0)
+        else:
+            prepared = _train_cached(spec, module, dataset, seed=seed, device=device, cache_dir=cache_dir, base_dir=base_dir)
+    check_fits(prepared.module, dataset, spec.name)
+    prepared.module.to(device).eval()
+    return prepared
+
+
+def build_arch(arch: str, kwargs: dict[str, Any], dataset: Dataset, *, base_dir: Path | None = None) -> nn.Module:
+    """A registered architecture sized for the dataset, or `module:callable(**kwargs)`."""
+    if ":" not in arch:
+        return MODELS.get(arch)(dataset.input_shape, dataset.num_classes)
+    factory = _import_callable(arch, base_dir)
+    try:
+        module = factory(**kwargs)
+    except Exception as exc:  # user code may raise anything
+        raise ModelError(f"calling {arch} failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(module, nn.Module):
+        raise ModelError(f"{arch} returned {type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def _import_callable(arch: str, base_dir: Path | None) -> Any:
+    module_name, _, attr = arch.partition(":")
+    added = base_dir is not None and str(base_dir) not in sys.path
+    if added:
+        sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ModelError(f"cannot import {module_name!r} for arch {arch!r}: {type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(str(base_dir))
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelError(f"arch {arch!r}: module {module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def _source_hash(arch: str) -> str:
+    """Hash of a user architecture's module source, so editing it invalidates cached weights."""
+    if ":" not in arch:
+        return ""
+    module = sys.modules.get(arch.partition(":")[0])
+    try:
+        return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16] if module else ""
+    except (OSError, TypeError):
+        return ""
+
+
+def _train_cached(
+    spec: ModelSpec, module: nn.Module, dataset: Dataset, *, seed: int, device: torch.device,
+    cache_dir: Path, base_dir: Path | None,
+) -> PreparedModel:
+    assert spec.train is not None and spec.arch is not None
+    key = content_key({
+        "kind": "model", "format": CHECKPOINT_FORMAT, "arch": spec.arch, "arch_kwargs": spec.arch_kwargs,
+        "arch_source": _source_hash(spec.arch), "dataset": dataset.fingerprint,
+        "input_shape": dataset.input_shape, "num_classes": dataset.num_classes,
+        "recipe": spec.train.model_dump(mode="json"), "seed": seed,
+    })
+    stem = cache_dir / "models" / f"{spec.arch.replace(':', '.')}-{key}"
+    cached = load_checkpoint(stem)
+    if cached is not None:
+        state, meta = cached
+        _load_into(module, state, stem.with_suffix(".safetensors"))
+        log.info("model %s: cached weights %s", spec.name, stem.name)
+        return PreparedModel(spec.name, module, key, "cache", float(meta.get("train_seconds", 0.0)))
+    log.info("model %s: training %s on %s (%d images)", spec.name, spec.arch, dataset.name, len(dataset.y_train))
+    module.to(device)
+    seconds = train_standard(module, dataset.x_train, dataset.y_train, spec.train, seed=seed, label=spec.name)
+    save_checkpoint(stem, module.state_dict(), {
+        "arch": spec.arch, "arch_kwargs": spec.arch_kwargs, "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint, "recipe": spec.train.model_dump(mode="json"),
+        "seed": seed, "train_seconds": seconds,
+    })
+    return PreparedModel(spec.name, module, key, "trained", seconds)
+
+
+def _load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise ModelError(f"weights {path} do not fit the architecture: {detail[:300]}") from None
+
+
+def _load_torchscript(path: Path) -> nn.Module:
+    if not path.is_file():
+        raise ModelError(f"TorchScript file {path} does not exist")
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # torch.jit raises RuntimeError and friends for bad archives
+        raise ModelError(f"cannot load TorchScript file {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+
+
+def check_fits(module: nn.Module, dataset: Dataset, name: str) -> None:
+    """Fail early, with the shapes, when the model cannot take this dataset's images."""
+    module.eval()
+    probe = dataset.x_test[:2].to(next(iter(module.parameters()), torch.empty(0)).device)
+    try:
+        with torch.no_grad():
+            out = module(probe)
+    except Exception as exc:  # shape errors surface as RuntimeError, user models may raise others
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"model {name!r} does not accept {dataset.name} images of shape {dataset.input_shape}: {first}"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.shape != (len(probe), dataset.num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(
+            f"model {name!r} returns {shape} for {len(probe)} images; "
+            f"expected ({len(probe)}, {dataset.num_classes}) logits for {dataset.name}'s {dataset.num_classes} classes"
+        )

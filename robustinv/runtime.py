@@ -1,0 +1,54 @@
+"""Device choice, seeding and batched inference: the small shared mechanics of every run."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustinv.errors import ModelError
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` picks CUDA when present; `cpu` and `cuda` are taken as they are."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy (ART's random starts draw from it) and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A seed for one cell that depends on the suite seed and the cell, not on run order."""
+    text = "|".join(map(str, (seed, *parts)))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+    """Logits for `x` in batches on the model's device, returned on the CPU; NaN logits raise."""
+    device = model_device(model)
+    model.eval()
+    outputs = [model(batch.to(device)).float().cpu() for batch in x.split(batch_size)]
+    logits = torch.cat(outputs)
+    if not torch.isfinite(logits).all():
+        raise ModelError("the model returned NaN or infinite logits")
+    return logits
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")

@@ -1,0 +1,129 @@
+"""Suites: a TOML file validated into a typed `Suite`, with errors that name file, key and problem."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+
+from robustinv.attacks import ATTACKS, AttackConfig
+from robustinv.data.spec import DatasetSpec
+from robustinv.errors import RobustinvError, UnknownNameError
+from robustinv.models.spec import ModelSpec
+from robustinv.paths import resolve_path
+from robustinv.training.recipe import TrainRecipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class SuiteError(RobustinvError):
+    """A suite file that cannot be read or does not validate."""
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Suite(BaseModel):
+    """A declarative benchmark: one dataset, models, attacks with their ε grids, a seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    seed: int = 0
+    device: Device = Device.auto
+    eval_batch_size: int = Field(512, ge=1)
+    cache_dir: Path | None = None
+    dataset: DatasetSpec
+    models: list[ModelSpec] = Field(min_length=1)
+    attacks: list[SerializeAsAny[AttackConfig]] = Field(min_length=1)
+
+    _resolve = field_validator("cache_dir")(resolve_path)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Suite:
+        for kind, names in (("model", [m.name for m in self.models]),
+                            ("attack", [a.display_name for a in self.attacks])):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                hint = " (give each a distinct 'label')" if kind == "attack" else ""
+                raise ValueError(f"{kind} names repeat: {', '.join(repeated)}{hint}")
+        return self
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and validate a suite file; relative paths in it resolve against its folder."""
+    if not path.is_file():
+        raise SuiteError(f"{path}: no such suite file")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: malformed TOML: {exc}") from None
+    return parse_suite(data, source=path)
+
+
+def parse_suite(data: dict[str, Any], *, source: Path | None = None) -> Suite:
+    """Validate suite data; each `[[attacks]]` entry is checked against its own attack's config."""
+    where = str(source) if source is not None else "<suite>"
+    context = {"base_dir": source.resolve().parent if source is not None else None}
+    attacks = data.get("attacks")
+    if isinstance(attacks, list):
+        data = {**data, "attacks": [_parse_attack(entry, i, where, context) for i, entry in enumerate(attacks)]}
+    try:
+        return Suite.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise SuiteError(format_validation_error(where, exc)) from None
+
+
+def _parse_attack(entry: Any, index: int, where: str, context: dict[str, Any]) -> Any:
+    if not isinstance(entry, dict):
+        return entry  # Suite validation reports the wrong type with its location
+    if "name" not in entry:
+        raise SuiteError(f"{where}: attacks[{index}].name: missing key (one of {', '.join(ATTACKS.names())})")
+    try:
+        config_type = ATTACKS.get(str(entry["name"])).config_type
+    except UnknownNameError as exc:
+        raise SuiteError(f"{where}: attacks[{index}].name: {exc}") from None
+    try:
+        return config_type.model_validate(entry, context=context)
+    except ValidationError as exc:
+        raise SuiteError(format_validation_error(where, exc, prefix=("attacks", index))) from None
+
+
+def _known_keys() -> set[str]:
+    models: list[type[BaseModel]] = [Suite, DatasetSpec, ModelSpec, TrainRecipe]
+    models += [ATTACKS.get(name).config_type for name in ATTACKS.names()]
+    return {key for model in models for key in model.model_fields}
+
+
+def format_validation_error(where: str, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
+    """One line: `file: key.path: problem`, plus a count of further problems."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = (*prefix, *first["loc"])
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "(top level)"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
+    elif first["type"] == "missing":
+        message = "missing key"
+    elif first["type"] != "value_error" and "input" in first and not isinstance(first["input"], (dict, list)):
+        message += f" (got {first['input']!r})"
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{where}: {key}: {message}{more}"
+
+
+def dump_suite(suite: Suite) -> str:
+    """The resolved suite (defaults filled, paths absolute) as TOML."""
+    return tomli_w.dumps(suite.model_dump(mode="json", exclude_none=True))
