@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,19 +75,26 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"cannot read safetensors file {path} (corrupt or truncated?): {exc}") from None
+            raise ModelError(f"cannot read safetensors file {path} (corrupt or truncated?): {_first_line(exc)}") from None
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        unsafe = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        if unsafe is None:
+            raise ModelError(f"cannot read weights file {path} (corrupt or truncated?)") from None
         raise ModelError(
-            f"refusing to load {path}: it needs arbitrary unpickling, which can run code "
-            f"({str(exc).splitlines()[0]}). Re-save it as a plain state dict "
-            "(torch.save(model.state_dict(), path)) or as safetensors"
+            f"refusing to load {path}: it needs arbitrary unpickling ({unsafe.group(1)}), which can run code. "
+            "Re-save it as a plain state dict (torch.save(model.state_dict(), path)) or as safetensors"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"cannot read weights file {path} (corrupt or truncated?): {exc}") from None
+        raise ModelError(f"cannot read weights file {path} (corrupt or truncated?): {_first_line(exc)}") from None
     if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise ModelError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
     return dict(loaded)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -25,7 +25,7 @@ def _idx_dataset(
     name: str, folder: str, root: Path | None, download: bool,
     downloader: Callable[[Path], object], extra_places: tuple[Path, ...] = (),
 ) -> Dataset:
-    base = root if root is not None else default_data_root()
+    base = _existing_root(name, root, f"the four IDX files in ROOT/{folder}/raw")
     places = [base / folder / "raw", base / folder, base, *extra_places]
     for place in places:
         found = find_idx_files(place)
@@ -75,15 +75,27 @@ def load_fashion_mnist(root: Path | None, *, download: bool) -> Dataset:
     )
 
 
-def _torchvision_arrays(name: str, root: Path | None, download: bool, build: Callable[[str, bool, bool], Dataset]) -> Dataset:
-    base = root if root is not None else default_data_root()
+def _existing_root(name: str, root: Path | None, layout: str) -> Path:
+    """A root the suite names must exist (a typo should not trigger a download); None means the cache."""
+    if root is None:
+        return default_data_root()
+    if not root.is_dir():
+        raise DataError(
+            f"{name}: data root {root} does not exist; put {layout} there, "
+            "or omit `root` to download into robustinv's cache"
+        )
+    return root
+
+
+def _torchvision_arrays(name: str, root: Path | None, download: bool, build: Callable[[str, bool], Dataset]) -> Dataset:
+    base = _existing_root(name, root, f"torchvision's {name} files")
     try:
-        return build(str(base), False, False)
+        return build(str(base), False)
     except RuntimeError:
         if not download:
             raise DataError(f"{name} not found under {base} and download is off") from None
     try:
-        return build(str(base), True, download)
+        return build(str(base), True)
     except Exception as exc:  # network and archive errors of every kind
         raise DataError(
             f"{name} not found under {base} and downloading it failed ({type(exc).__name__}: {exc}); "
@@ -95,7 +107,7 @@ def _torchvision_arrays(name: str, root: Path | None, download: bool, build: Cal
 def load_cifar10(root: Path | None, *, download: bool) -> Dataset:
     """CIFAR-10, 50k/10k colour 32×32 images; torchvision's `cifar-10-batches-py` under ROOT."""
 
-    def build(path: str, _: bool, fetch: bool) -> Dataset:
+    def build(path: str, fetch: bool) -> Dataset:
         from torchvision.datasets import CIFAR10
 
         train = CIFAR10(path, train=True, download=fetch)
@@ -109,7 +121,7 @@ def load_cifar10(root: Path | None, *, download: bool) -> Dataset:
 def load_svhn(root: Path | None, *, download: bool) -> Dataset:
     """SVHN cropped digits, 73k/26k colour 32×32; torchvision's `train_32x32.mat` under ROOT."""
 
-    def build(path: str, _: bool, fetch: bool) -> Dataset:
+    def build(path: str, fetch: bool) -> Dataset:
         from torchvision.datasets import SVHN
 
         train = SVHN(path, split="train", download=fetch)

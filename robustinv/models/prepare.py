@@ -7,6 +7,7 @@ import importlib
 import inspect
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from robustinv.data import Dataset
 from robustinv.errors import ModelError
 from robustinv.models.spec import ModelSpec
 from robustinv.models.zoo import MODELS
+from robustinv.runtime import model_device
 from robustinv.training import train_standard
 
 log = logging.getLogger(__name__)
@@ -42,16 +44,17 @@ def prepare_model(
 ) -> PreparedModel:
     if spec.torchscript is not None:
         module = _load_torchscript(spec.torchscript)
+        check_fits(module, dataset, spec.name)
         prepared = PreparedModel(spec.name, module, state_fingerprint(module.state_dict()), "torchscript", 0.0)
     else:
         assert spec.arch is not None  # the spec's validator fills it
         module = build_arch(spec.arch, spec.arch_kwargs, dataset, base_dir=base_dir)
+        check_fits(module, dataset, spec.name)  # before training: a misfit should not cost an epoch
         if spec.weights is not None:
             _load_into(module, load_state_file(spec.weights), spec.weights)
             prepared = PreparedModel(spec.name, module, state_fingerprint(module.state_dict()), "weights", 0.0)
         else:
-            prepared = _train_cached(spec, module, dataset, seed=seed, device=device, cache_dir=cache_dir, base_dir=base_dir)
-    check_fits(prepared.module, dataset, spec.name)
+            prepared = _train_cached(spec, module, dataset, seed=seed, device=device, cache_dir=cache_dir)
     prepared.module.to(device).eval()
     return prepared
 
@@ -100,8 +103,7 @@ def _source_hash(arch: str) -> str:
 
 
 def _train_cached(
-    spec: ModelSpec, module: nn.Module, dataset: Dataset, *, seed: int, device: torch.device,
-    cache_dir: Path, base_dir: Path | None,
+    spec: ModelSpec, module: nn.Module, dataset: Dataset, *, seed: int, device: torch.device, cache_dir: Path
 ) -> PreparedModel:
     assert spec.train is not None and spec.arch is not None
     key = content_key({
@@ -140,15 +142,18 @@ def _load_torchscript(path: Path) -> nn.Module:
     if not path.is_file():
         raise ModelError(f"TorchScript file {path} does not exist")
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still supported
+            return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:  # torch.jit raises RuntimeError and friends for bad archives
-        raise ModelError(f"cannot load TorchScript file {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load TorchScript file {path}: {first}") from None
 
 
 def check_fits(module: nn.Module, dataset: Dataset, name: str) -> None:
     """Fail early, with the shapes, when the model cannot take this dataset's images."""
     module.eval()
-    probe = dataset.x_test[:2].to(next(iter(module.parameters()), torch.empty(0)).device)
+    probe = dataset.x_test[:2].to(model_device(module))
     try:
         with torch.no_grad():
             out = module(probe)

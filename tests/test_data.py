@@ -1,0 +1,135 @@
+"""Dataset loaders: splits, subsets, IDX and npz formats, validation, the offline MNIST path."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robustinv.data import Dataset, from_arrays, load_dataset
+from robustinv.data.idx import read_idx
+from robustinv.errors import DataError
+
+from conftest import SHARED_DATA, needs_shared
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    data = header + array.astype(np.uint8).tobytes()
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as handle:
+            handle.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def write_mnist_like(folder: Path, n_train: int = 20, n_test: int = 10, gz: bool = True) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{split}-images-idx3-ubyte{suffix}", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{split}-labels-idx1-ubyte{suffix}", np.arange(n) % 10)
+
+
+def test_digits_split_is_fixed_and_valid(digits: Dataset) -> None:
+    assert digits.input_shape == (1, 8, 8) and digits.num_classes == 10
+    assert len(digits.y_train) + len(digits.y_test) == 1797
+    assert 0.0 <= float(digits.x_train.min()) and float(digits.x_train.max()) <= 1.0
+    assert load_dataset("digits").fingerprint == digits.fingerprint
+
+
+def test_eval_subset_is_seeded(digits: Dataset) -> None:
+    x1, y1 = digits.eval_subset(50, seed=3)
+    x2, y2 = digits.eval_subset(50, seed=3)
+    x3, _ = digits.eval_subset(50, seed=4)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2) and not torch.equal(x1, x3)
+    assert len(y1) == 50
+    assert len(digits.eval_subset(None, seed=0)[1]) == len(digits.y_test)
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_folder_roundtrip(tmp_path: Path, gz: bool) -> None:
+    write_mnist_like(tmp_path, gz=gz)
+    data = load_dataset("idx", tmp_path)
+    assert data.x_train.shape == (20, 1, 28, 28) and data.x_test.shape == (10, 1, 28, 28)
+    assert data.y_test.tolist() == list(range(10))
+
+
+def test_truncated_idx_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "train-images-idx3-ubyte"
+    write_idx(path, np.zeros((4, 28, 28)))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(path)
+
+
+def test_mnist_reads_local_files_without_downloading(tmp_path: Path) -> None:
+    write_mnist_like(tmp_path / "MNIST" / "raw")
+    data = load_dataset("mnist", tmp_path, download=False)
+    assert len(data.y_train) == 20
+    assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir())[0].endswith(".gz"), "files must stay"
+
+
+def test_mnist_missing_says_where_to_put_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="MNIST|mnist"):
+        load_dataset("mnist", tmp_path, download=False)
+
+
+def test_partial_mnist_folder_is_an_error_not_a_download(tmp_path: Path) -> None:
+    folder = tmp_path / "MNIST" / "raw"
+    write_mnist_like(folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="only some"):
+        load_dataset("mnist", tmp_path, download=True)
+    assert (folder / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_npz_uint8_nhwc_and_float_nchw(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "u8.npz", x=rng.integers(0, 256, (30, 6, 6, 3), dtype=np.uint8), y=np.arange(30) % 3)
+    np.savez(tmp_path / "f.npz", x=rng.random((30, 3, 6, 6), dtype=np.float32), y=np.arange(30) % 3)
+    for name in ("u8.npz", "f.npz"):
+        data = load_dataset("npz", tmp_path / name)
+        assert data.input_shape == (3, 6, 6) and data.num_classes == 3
+        assert len(data.y_train) == 24 and len(data.y_test) == 6
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "problem"),
+    [
+        (np.full((4, 1, 2, 2), 1.5, np.float32), np.zeros(4, np.int64), r"\[0, 1\]"),
+        (np.full((4, 1, 2, 2), np.nan, np.float32), np.zeros(4, np.int64), "NaN"),
+        (np.zeros((4, 1, 2, 2), np.float32), np.array([0, 1, 2, -1]), "labels"),
+        (np.zeros((0, 1, 2, 2), np.float32), np.zeros(0, np.int64), "no images"),
+    ],
+)
+def test_bad_arrays_are_refused(x: np.ndarray, y: np.ndarray, problem: str) -> None:
+    with pytest.raises(DataError, match=problem):
+        from_arrays("bad", x, y, x, y, num_classes=3)
+
+
+def test_pickled_npz_is_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "obj.npz", x=np.array([object()], dtype=object), y=np.zeros(1))
+    with pytest.raises(DataError, match="plain arrays"):
+        load_dataset("npz", tmp_path / "obj.npz")
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_from_debian_package() -> None:
+    data = load_dataset("idx", DEBIAN_FASHION)
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.num_classes == 10
+    assert load_dataset("fashion-mnist", Path("/nonexistent"), download=False).fingerprint == data.fingerprint
+
+
+@needs_shared
+def test_shared_mnist_loads_offline() -> None:
+    data = load_dataset("mnist", SHARED_DATA, download=False)
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
+    assert data.y_test[:5].tolist() == [7, 2, 1, 0, 4]
