@@ -117,6 +117,17 @@ def test_trained_model_is_cached(tmp_path: Path, digits: Dataset) -> None:
     assert other_seed.source == "trained" and other_seed.fingerprint != first.fingerprint
 
 
+def test_training_is_reproducible(tmp_path: Path, digits: Dataset) -> None:
+    spec = ModelSpec.model_validate({"name": "smallcnn", "train": {"epochs": 1}})
+    first, second = (
+        prepare_model(spec, digits, seed=5, device=torch.device("cpu"), cache_dir=tmp_path / name)
+        for name in ("a", "b")
+    )
+    assert (first.source, second.source) == ("trained", "trained")
+    for (name, a), b in zip(first.module.state_dict().items(), second.module.state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs between two trainings with the same seed"
+
+
 def test_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     torch.save({"weight": torch.zeros(1), "payload": Evil(marker)}, tmp_path / "evil.pt")

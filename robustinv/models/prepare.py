@@ -20,7 +20,7 @@ from robustinv.data import Dataset
 from robustinv.errors import ModelError
 from robustinv.models.spec import ModelSpec
 from robustinv.models.zoo import MODELS
-from robustinv.runtime import model_device
+from robustinv.runtime import model_device, seed_everything
 from robustinv.training import train_standard
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def prepare_model(
         prepared = PreparedModel(spec.name, module, state_fingerprint(module.state_dict()), "torchscript", 0.0)
     else:
         assert spec.arch is not None  # the spec's validator fills it
+        seed_everything(seed)  # the initial weights are part of what the seed determines
         module = build_arch(spec.arch, spec.arch_kwargs, dataset, base_dir=base_dir)
         check_fits(module, dataset, spec.name)  # before training: a misfit should not cost an epoch
         if spec.weights is not None:
