@@ -55,13 +55,19 @@ def atomic_write(path: Path, write: Any) -> None:
 def save_checkpoint(stem: Path, state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> None:
     """Write `stem.safetensors` then `stem.json`; the JSON's presence marks a complete checkpoint."""
     tensors = {name: t.detach().cpu().contiguous() for name, t in state.items()}
-    atomic_write(stem.with_suffix(".safetensors"), lambda p: save_file(tensors, str(p)))
-    atomic_write(stem.with_suffix(".json"), lambda p: p.write_text(json.dumps(config, indent=2, default=str)))
+    weights, meta = checkpoint_files(stem)
+    atomic_write(weights, lambda p: save_file(tensors, str(p)))
+    atomic_write(meta, lambda p: p.write_text(json.dumps(config, indent=2, default=str)))
+
+
+def checkpoint_files(stem: Path) -> tuple[Path, Path]:
+    """The weights and config paths of a checkpoint (the stem may itself contain dots)."""
+    return stem.parent / f"{stem.name}.safetensors", stem.parent / f"{stem.name}.json"
 
 
 def load_checkpoint(stem: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     """The state dict and config at `stem`, or None when no complete checkpoint is there."""
-    weights, meta = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    weights, meta = checkpoint_files(stem)
     if not (weights.is_file() and meta.is_file()):
         return None
     return load_state_file(weights), json.loads(meta.read_text())

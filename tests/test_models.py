@@ -168,3 +168,16 @@ def test_weights_that_do_not_fit(tmp_path: Path, digits: Dataset) -> None:
                                     context={"base_dir": tmp_path})
     with pytest.raises(ModelError, match="do not fit the architecture"):
         prepare_model(spec, digits, seed=0, device=torch.device("cpu"), cache_dir=tmp_path, base_dir=tmp_path)
+
+
+def test_same_module_name_in_two_suite_folders(tmp_path: Path, digits: Dataset) -> None:
+    built = []
+    for width in (8, 16):
+        folder = tmp_path / f"w{width}"
+        folder.mkdir()
+        (folder / "samename.py").write_text(
+            f"from torch import nn\n\ndef build():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, {width}), nn.ReLU(), nn.Linear({width}, 10))\n"
+        )
+        spec = ModelSpec.model_validate({"name": "m", "arch": "samename:build", "train": {"epochs": 1}})
+        built.append(prepare_model(spec, digits, seed=0, device=torch.device("cpu"), cache_dir=tmp_path, base_dir=folder))
+    assert [p.module[1].out_features for p in built] == [8, 16]  # type: ignore[index]

@@ -25,7 +25,7 @@ def _idx_dataset(
     name: str, folder: str, root: Path | None, download: bool,
     downloader: Callable[[Path], object], extra_places: tuple[Path, ...] = (),
 ) -> Dataset:
-    base = _existing_root(name, root, f"the four IDX files in ROOT/{folder}/raw")
+    base = _existing_root(name, root, f"the four IDX files (.gz or not) in {root}/{folder}/raw")
     places = [base / folder / "raw", base / folder, base, *extra_places]
     for place in places:
         found = find_idx_files(place)
@@ -81,14 +81,14 @@ def _existing_root(name: str, root: Path | None, layout: str) -> Path:
         return default_data_root()
     if not root.is_dir():
         raise DataError(
-            f"{name}: data root {root} does not exist; put {layout} there, "
+            f"{name}: data root {root} does not exist; put {layout}, "
             "or omit `root` to download into robustinv's cache"
         )
     return root
 
 
 def _torchvision_arrays(name: str, root: Path | None, download: bool, build: Callable[[str, bool], Dataset]) -> Dataset:
-    base = _existing_root(name, root, f"torchvision's {name} files")
+    base = _existing_root(name, root, f"torchvision's {name} files in it")
     try:
         return build(str(base), False)
     except RuntimeError:

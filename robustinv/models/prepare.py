@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import inspect
 import logging
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustinv.checkpoints import content_key, load_checkpoint, load_state_file, save_checkpoint, state_fingerprint
+from robustinv.checkpoints import checkpoint_files, content_key, load_checkpoint, load_state_file, save_checkpoint, state_fingerprint
 from robustinv.data import Dataset
 from robustinv.errors import ModelError
 from robustinv.models.spec import ModelSpec
@@ -76,20 +77,29 @@ def build_arch(arch: str, kwargs: dict[str, Any], dataset: Dataset, *, base_dir:
 
 def _import_callable(arch: str, base_dir: Path | None) -> Any:
     module_name, _, attr = arch.partition(":")
-    added = base_dir is not None and str(base_dir) not in sys.path
-    if added:
+    local = base_dir is not None and _defined_in(module_name, base_dir)
+    if local:
+        # A module beside the suite wins over a same-named one imported earlier in this process.
+        top = module_name.split(".")[0]
+        for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+            del sys.modules[name]
         sys.path.insert(0, str(base_dir))
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise ModelError(f"cannot import {module_name!r} for arch {arch!r}: {type(exc).__name__}: {exc}") from None
     finally:
-        if added:
+        if local:
             sys.path.remove(str(base_dir))
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ModelError(f"arch {arch!r}: module {module_name!r} has no callable {attr!r}")
     return factory
+
+
+def _defined_in(module_name: str, folder: Path) -> bool:
+    relative = Path(*module_name.split("."))
+    return (folder / relative.with_suffix(".py")).is_file() or (folder / relative / "__init__.py").is_file()
 
 
 def _source_hash(arch: str) -> str:
@@ -113,11 +123,11 @@ def _train_cached(
         "input_shape": dataset.input_shape, "num_classes": dataset.num_classes,
         "recipe": spec.train.model_dump(mode="json"), "seed": seed,
     })
-    stem = cache_dir / "models" / f"{spec.arch.replace(':', '.')}-{key}"
+    stem = cache_dir / "models" / f"{re.sub(r'[^A-Za-z0-9_-]', '_', spec.arch)}-{key}"
     cached = load_checkpoint(stem)
     if cached is not None:
         state, meta = cached
-        _load_into(module, state, stem.with_suffix(".safetensors"))
+        _load_into(module, state, checkpoint_files(stem)[0])
         log.info("model %s: cached weights %s", spec.name, stem.name)
         return PreparedModel(spec.name, module, key, "cache", float(meta.get("train_seconds", 0.0)))
     log.info("model %s: training %s on %s (%d images)", spec.name, spec.arch, dataset.name, len(dataset.y_train))

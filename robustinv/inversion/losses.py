@@ -1,0 +1,51 @@
+"""Inversion loss terms as pure functions on tensors (DESIGN §4.1).
+
+L = α·KL(c ‖ softmax f(G)) + β·CE(f(G), t) + μ·margin + γ·mean_{i≠j} cos(φ_i, φ_j) [+ δ·‖ΦΦᵀ − I‖²]
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def kl_term(codes: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """KL(c ‖ softmax(logits)), averaged over the batch."""
+    return F.kl_div(F.log_softmax(logits, dim=1), codes, reduction="batchmean")
+
+
+def ce_term(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, targets)
+
+
+def margin_term(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool, kappa: float) -> torch.Tensor:
+    """C&W-style hinge, clamped at confidence κ.
+
+    Targeted: max(max_{j≠t} z_j − z_t, −κ) pushes the target above every other class.
+    Untargeted: max(z_y − max_{j≠y} z_j, −κ) pushes the true class below some other class.
+    """
+    own = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(1)
+    gap = others - own if targeted else own - others
+    return gap.clamp(min=-kappa).mean()
+
+
+def cosine_diversity(features: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """Mean pairwise cosine similarity between features, within each of `groups` equal groups.
+
+    0 for mutually orthogonal features, 1 for identical ones; lower means more diverse.
+    """
+    phi = F.normalize(features.flatten(1), dim=1).reshape(groups, -1, features[0].numel())
+    m = phi.shape[1]
+    if m < 2:
+        return features.new_zeros(())
+    similarity = phi @ phi.transpose(1, 2)
+    off_diagonal = similarity.sum((1, 2)) - similarity.diagonal(dim1=1, dim2=2).sum(1)
+    return (off_diagonal / (m * (m - 1))).mean()
+
+
+def orthogonality(features: torch.Tensor) -> torch.Tensor:
+    """‖ΦΦᵀ − I‖² / n² for row-normalized features Φ: 0 when the features are orthonormal."""
+    phi = F.normalize(features.flatten(1), dim=1)
+    gram = phi @ phi.T
+    return ((gram - torch.eye(len(phi), device=phi.device)) ** 2).sum() / len(phi) ** 2
