@@ -49,3 +49,26 @@ def orthogonality(features: torch.Tensor) -> torch.Tensor:
     phi = F.normalize(features.flatten(1), dim=1)
     gram = phi @ phi.T
     return ((gram - torch.eye(len(phi), device=phi.device)) ** 2).sum() / len(phi) ** 2
+
+
+def inversion_loss(
+    logits: torch.Tensor, features: torch.Tensor, codes: torch.Tensor, targets: torch.Tensor,
+    labels: torch.Tensor | None, *, kl: float, ce: float, margin: float, kappa: float, cos: float,
+    orth: float, groups: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The weighted sum of the terms and each term's value.
+
+    With `labels` (perturb, untargeted) the hinge pushes the true class down; without, it pushes
+    the coded target up (targeted perturbations and free inversion).
+    """
+    hinge_labels = targets if labels is None else labels
+    terms = {
+        "kl": kl_term(codes, logits),
+        "ce": ce_term(logits, targets),
+        "margin": margin_term(logits, hinge_labels, targeted=labels is None, kappa=kappa),
+        "cos": cosine_diversity(features, groups),
+        "orth": orthogonality(features) if orth > 0 else logits.new_zeros(()),
+    }
+    weights = {"kl": kl, "ce": ce, "margin": margin, "cos": cos, "orth": orth}
+    total = sum((weights[name] * value for name, value in terms.items() if weights[name] > 0), logits.new_zeros(()))
+    return total, {name: float(value) for name, value in terms.items()}

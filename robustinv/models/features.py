@@ -9,18 +9,23 @@ from torch import nn
 
 from robustinv.errors import ModelError
 
-FeatureFn = Callable[[torch.Tensor], torch.Tensor]
+FeatureFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def penultimate(model: nn.Module, name: str = "model") -> FeatureFn:
-    """A function x ↦ φ(x), the input of the model's final linear layer, flattened per input.
+def logits_and_features(model: nn.Module, name: str = "model") -> FeatureFn:
+    """A function x ↦ (f(x), φ(x)) in one forward pass; φ is the input of the final linear layer.
 
     Zoo models expose `features`; for other models the input of the last `nn.Linear` is caught
     with a forward hook. Models with neither (e.g. TorchScript without a Linear) are refused.
     """
-    features = getattr(model, "features", None)
-    if callable(features) and not isinstance(features, nn.Module):
-        return lambda x: features(x).flatten(1)
+    features, head = getattr(model, "features", None), getattr(model, "head", None)
+    if callable(features) and isinstance(head, nn.Module) and not isinstance(features, nn.Module):
+
+        def split(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            phi = features(x)
+            return head(phi), phi.flatten(1)
+
+        return split
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ModelError(
@@ -29,13 +34,13 @@ def penultimate(model: nn.Module, name: str = "model") -> FeatureFn:
         )
     last = linears[-1]
 
-    def hooked(x: torch.Tensor) -> torch.Tensor:
+    def hooked(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         caught: list[torch.Tensor] = []
         handle = last.register_forward_hook(lambda _m, inputs, _out: caught.append(inputs[0]))
         try:
-            model(x)
+            logits = model(x)
         finally:
             handle.remove()
-        return caught[-1].flatten(1)
+        return logits, caught[-1].flatten(1)
 
     return hooked

@@ -1,0 +1,43 @@
+"""Generator training recipes. Published inversion papers give no weights; these were tuned here.
+
+Choices, with reasons (measured on MNIST/LeNet-5 and digits/smallcnn, see the README):
+- `margin` carries the attack: the C&W hinge gives a gradient until the wrong class wins by κ,
+  where plain CE saturates early or keeps pushing already-fooled samples.
+- `kl` and `ce` steer *which* wrong class a sample lands in, from the soft code c; small weights
+  in untargeted mode keep them from fighting the margin, full weight in targeted mode.
+- `cos` (γ) pushes the draws of one input apart in feature space: diversity at equal success.
+- Dropout 0.3 after each up-convolution, kept on when sampling: heavy enough that masks differ,
+  light enough that every mask still fools the model.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GeneratorRecipe(BaseModel):
+    """How to train an inverting generator; every field is part of its cache key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(1500, ge=1)
+    batch_size: int = Field(64, ge=1, description="inputs per step")
+    draws: int = Field(2, ge=1, description="codes drawn per input per step; the cosine term compares them")
+    lr: float = Field(1e-3, gt=0)
+    tau: float = Field(0.5, gt=0, description="temperature of the soft label code c = softmax(v/τ)")
+    width: int = Field(16, ge=4)
+    z_dim: int = Field(16, ge=1)
+    dropout: float = Field(0.3, ge=0, lt=1)
+    hot_matrix: bool = False
+    kl: float | None = Field(None, ge=0, description="α; default 0.5 targeted, 0.1 untargeted")
+    ce: float | None = Field(None, ge=0, description="β; default 1.0 targeted, 0.1 untargeted")
+    margin: float = Field(1.0, ge=0, description="μ, weight of the C&W hinge")
+    kappa: float = Field(5.0, ge=0, description="κ, confidence at which the hinge stops")
+    cos: float = Field(0.5, ge=0, description="γ, weight of the cosine feature-diversity term")
+    orth: float = Field(0.0, ge=0, description="δ, weight of the feature-orthogonality term")
+    eval_every: int = Field(250, ge=1)
+
+    def weights(self, *, targeted: bool) -> tuple[float, float]:
+        """(α, β) with the mode's defaults filled in."""
+        default_kl, default_ce = (0.5, 1.0) if targeted else (0.1, 0.1)
+        return (default_kl if self.kl is None else self.kl, default_ce if self.ce is None else self.ce)

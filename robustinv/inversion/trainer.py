@@ -1,0 +1,129 @@
+"""Train inverting generators against a frozen classifier, with held-out evaluation as it goes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from robustinv.inversion.encoding import soft_codes, wrong_class_targets
+from robustinv.inversion.generator import FreeGenerator, PerturbGenerator
+from robustinv.inversion.losses import inversion_loss
+from robustinv.inversion.recipe import GeneratorRecipe
+from robustinv.models.features import logits_and_features
+from robustinv.runtime import model_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+HELD_OUT = 500
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """The classifier in eval mode with no parameter gradients, restored afterwards."""
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(model.parameters(), flags):
+            parameter.requires_grad_(flag)
+
+
+def train_perturb_generator(
+    model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *,
+    eps: float, targeted: bool, recipe: GeneratorRecipe, seed: int, label: str = "generator",
+) -> tuple[PerturbGenerator, float]:
+    """Train G(x, z, c) to move x within ε into the coded wrong class (targeted) or any wrong class."""
+    device = model_device(model)
+    forward = logits_and_features(model, label)
+    seed_everything(seed)
+    rng = torch.Generator().manual_seed(seed)
+    generator = PerturbGenerator(tuple(x_train.shape[1:]), num_classes, width=recipe.width, z_dim=recipe.z_dim,  # type: ignore[arg-type]
+                                 dropout=recipe.dropout, use_hot_matrix=recipe.hot_matrix).to(device)
+    order = torch.randperm(len(x_train), generator=rng)
+    hold = order[: min(HELD_OUT, len(order) // 10)]
+    pool = order[len(hold):]
+    kl, ce = recipe.weights(targeted=targeted)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
+    start = time.perf_counter()
+    with frozen(model):
+        for step in range(1, recipe.steps + 1):
+            generator.train()
+            index = pool[torch.randint(len(pool), (recipe.batch_size,), generator=rng)]
+            x = x_train[index].repeat_interleave(recipe.draws, 0).to(device)
+            y = y_train[index].repeat_interleave(recipe.draws, 0)
+            targets = wrong_class_targets(y, num_classes, generator=rng)
+            codes = soft_codes(targets, num_classes, tau=recipe.tau, generator=rng)
+            noise = torch.randn(len(y), recipe.z_dim, generator=rng)
+            logits, features = forward(generator(x, codes.to(device), noise.to(device), eps))
+            loss, terms = inversion_loss(
+                logits, features, codes.to(device), targets.to(device), None if targeted else y.to(device),
+                kl=kl, ce=ce, margin=recipe.margin, kappa=recipe.kappa, cos=recipe.cos, orth=recipe.orth,
+                groups=recipe.batch_size,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step % recipe.eval_every == 0 or step == recipe.steps:
+                rate = held_out_success(generator, model, x_train[hold], y_train[hold], num_classes,
+                                        eps=eps, targeted=targeted, recipe=recipe, seed=seed)
+                log.info("generator %s: step %d/%d  loss %.3f  margin %.3f  cos %.3f  held-out %s success %.1f%%  (%.0fs)",
+                         label, step, recipe.steps, float(loss), terms["margin"], terms["cos"],
+                         "targeted" if targeted else "untargeted", 100 * rate, time.perf_counter() - start)
+    return generator, time.perf_counter() - start
+
+
+@torch.no_grad()
+def held_out_success(
+    generator: PerturbGenerator, model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, *,
+    eps: float, targeted: bool, recipe: GeneratorRecipe, seed: int,
+) -> float:
+    """One draw per input: the fraction landing in the coded class (targeted) or any wrong class."""
+    device = model_device(model)
+    rng = torch.Generator().manual_seed(seed + 1)
+    targets = wrong_class_targets(y, num_classes, generator=rng)
+    codes = soft_codes(targets, num_classes, tau=recipe.tau, generator=rng)
+    noise = torch.randn(len(y), recipe.z_dim, generator=rng)
+    generator.train()  # dropout stays on when sampling
+    pred = model(generator(x.to(device), codes.to(device), noise.to(device), eps)).argmax(1).cpu()
+    return float((pred == targets).double().mean() if targeted else (pred != y).double().mean())
+
+
+def train_free_generator(
+    model: nn.Module, input_shape: tuple[int, int, int], num_classes: int, *,
+    recipe: GeneratorRecipe, seed: int, label: str = "generator",
+) -> tuple[FreeGenerator, float]:
+    """Train G(z, c) to produce inputs the model assigns to the coded class, spread in feature space."""
+    device = model_device(model)
+    forward = logits_and_features(model, label)
+    seed_everything(seed)
+    rng = torch.Generator().manual_seed(seed)
+    generator = FreeGenerator(input_shape, num_classes, width=recipe.width, z_dim=recipe.z_dim,
+                              dropout=recipe.dropout, use_hot_matrix=recipe.hot_matrix).to(device)
+    kl, ce = recipe.weights(targeted=True)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
+    start = time.perf_counter()
+    with frozen(model):
+        for step in range(1, recipe.steps + 1):
+            generator.train()
+            targets = torch.randint(num_classes, (recipe.batch_size,), generator=rng)
+            codes = soft_codes(targets, num_classes, tau=recipe.tau, generator=rng)
+            noise = torch.randn(len(targets), recipe.z_dim, generator=rng)
+            logits, features = forward(generator(codes.to(device), noise.to(device)))
+            loss, terms = inversion_loss(
+                logits, features, codes.to(device), targets.to(device), None, kl=kl, ce=ce,
+                margin=recipe.margin, kappa=recipe.kappa, cos=recipe.cos, orth=recipe.orth, groups=1,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if step % recipe.eval_every == 0 or step == recipe.steps:
+                hit = float((logits.argmax(1).cpu() == targets).double().mean())
+                log.info("free generator %s: step %d/%d  loss %.3f  cos %.3f  batch hit rate %.1f%%  (%.0fs)",
+                         label, step, recipe.steps, float(loss), terms["cos"], 100 * hit, time.perf_counter() - start)
+    return generator, time.perf_counter() - start
