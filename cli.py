@@ -84,14 +84,67 @@ def run_command(suite_path: Path | None, out: Path | None) -> None:
             suite = robustinv.load_suite(default)
             base_dir = default.parent
     else:
-        suite = robustinv.load_suite(suite_path)
-        base_dir = suite_path.resolve().parent
+        suite, base_dir = _load(suite_path)
     out = out or Path("reports") / f"{_safe_name(suite.name)}-{datetime.now():%Y%m%d-%H%M%S}"
     result = robustinv.run_suite(suite, base_dir=base_dir)
     paths = write_run(result, suite, out)
     click.echo(summary_table(result.rows))
     for path in paths:
         click.echo(f"wrote {path}")
+
+
+def _load(suite_path: Path) -> tuple[robustinv.Suite, Path]:
+    return robustinv.load_suite(suite_path), suite_path.resolve().parent
+
+
+@main.command("generate")
+@click.argument("suite_path", metavar="SUITE", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--model", "model_name", required=True, help="A model name of the suite.")
+@click.option("--n", "n", type=click.IntRange(min=1), required=True, help="Verified samples to produce.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--attack", "attack_label", help="Which inversion attack of the suite (default: the first).")
+@click.option("--eps", type=float, help="ε (default: the attack's largest).")
+@click.option("--shard-size", type=click.IntRange(min=1), default=1000, show_default=True)
+@handle_errors
+def generate_command(suite_path: Path, model_name: str, n: int, out: Path, attack_label: str | None,
+                     eps: float | None, shard_size: int) -> None:
+    """Mass-produce verified adversarial samples with the suite's inverting generator.
+
+    Samples stream to OUT in shards; running the same command again continues an interrupted run.
+    """
+    from robustinv.inversion.jobs import generate_samples
+
+    suite, base_dir = _load(suite_path)
+    shards = -(-n // shard_size)
+    with click.progressbar(length=shards, label="shards", file=sys.stderr) as bar:
+        request = generate_samples(
+            suite, model_name=model_name, n=n, out_dir=out, attack_label=attack_label, eps=eps,
+            shard_size=shard_size, base_dir=base_dir, on_shard=lambda _shard, _done: bar.update(1),
+        )
+    click.echo(f"{request.n} verified samples ({request.shards} shards, ε={request.eps:g}, "
+               f"{'targeted' if request.targeted else 'untargeted'}) in {out}")
+
+
+@main.command("invert")
+@click.argument("suite_path", metavar="SUITE", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--model", "model_name", required=True, help="A model name of the suite.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--per-class", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Generator training steps.")
+@handle_errors
+def invert_command(suite_path: Path, model_name: str, out: Path, per_class: int, steps: int) -> None:
+    """Free inversion: a PNG grid per class of what the model believes that class looks like."""
+    from robustinv.inversion.jobs import invert_model
+    from robustinv.report.images import save_grid
+
+    suite, base_dir = _load(suite_path)
+    reports = invert_model(suite, model_name=model_name, out_dir=out, per_class=per_class, steps=steps,
+                           base_dir=base_dir, save_grid=save_grid)
+    click.echo("class  classified as that class  image")
+    for report in reports:
+        click.echo(f"{report.label:<5}  {_pct(report.hit_rate):>24}  {out / report.image}")
+    overall = sum(r.hit_rate for r in reports) / len(reports)
+    click.echo(f"all    {_pct(overall):>24}")
 
 
 def _safe_name(name: str) -> str:
@@ -104,12 +157,15 @@ def _pct(value: float) -> str:
 
 def summary_table(rows: list[Any]) -> str:
     """A fixed-width table: one line per (model, attack, ε)."""
-    header = ("model", "attack", "norm", "eps", "clean", "robust", "success", "max δ", "seconds", "flags")
+    header = ("model", "attack", "norm", "eps", "clean", "robust", "success", "max δ", "k", "div cos",
+              "samples/s", "seconds", "flags")
     lines = [header]
     for row in rows:
         delta = row.max_linf if row.norm == "linf" else row.max_l2
+        diversity = "-" if math.isnan(row.diversity_cos) else f"{row.diversity_cos:.3f}"
         lines.append((row.model, row.attack, row.norm, f"{row.eps:g}", _pct(row.clean_acc), _pct(row.robust_acc),
-                      _pct(row.success_rate), f"{delta:.4f}", f"{row.seconds:.2f}", ",".join(row.flags) or "-"))
+                      _pct(row.success_rate), f"{delta:.4f}", str(row.samples_per_input), diversity,
+                      f"{row.samples_per_s:.0f}", f"{row.seconds:.2f}", ",".join(row.flags) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
 

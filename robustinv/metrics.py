@@ -36,3 +36,45 @@ def linf_norms(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
 def l2_norms(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
     """Per-input L2 norm of the perturbation."""
     return (x_adv - x).flatten(1).norm(p=2, dim=1)
+
+
+def pairwise_cosine(features: torch.Tensor) -> float:
+    """Mean over inputs of the mean pairwise cosine among their k candidates' features, (k, N, d).
+
+    Lower means more diverse; NaN when k < 2.
+    """
+    k = features.shape[0]
+    if k < 2:
+        return float("nan")
+    phi = torch.nn.functional.normalize(features.flatten(2).double(), dim=2).transpose(0, 1)  # (N, k, d)
+    similarity = phi @ phi.transpose(1, 2)
+    off_diagonal = similarity.sum((1, 2)) - similarity.diagonal(dim1=1, dim2=2).sum(1)
+    return float((off_diagonal / (k * (k - 1))).mean())
+
+
+def pairwise_l2(samples: torch.Tensor) -> float:
+    """Mean over inputs of the mean pairwise L2 distance among their k candidates, (k, N, ...)."""
+    k = samples.shape[0]
+    if k < 2:
+        return float("nan")
+    flat = samples.flatten(2).double().transpose(0, 1)  # (N, k, D)
+    distances = torch.cdist(flat, flat)
+    return float((distances.sum((1, 2)) / (k * (k - 1))).mean())
+
+
+def target_success(pred: torch.Tensor, targets: torch.Tensor) -> float:
+    """Fraction of candidates classified as their coded target, over all (k, N)."""
+    return float((pred == targets).double().mean()) if targets.numel() else float("nan")
+
+
+def target_matrix(y: torch.Tensor, pred: torch.Tensor, targets: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(true × target) counts and success rates of targeted candidates; rates are NaN where a pair never occurs.
+
+    `y` is (N,); `pred` and `targets` are (k, N).
+    """
+    true = y.expand_as(targets).flatten()
+    cell = true * num_classes + targets.flatten()
+    counts = torch.bincount(cell, minlength=num_classes**2).view(num_classes, num_classes)
+    hits = torch.bincount(cell, weights=(pred.flatten() == targets.flatten()).double(), minlength=num_classes**2)
+    rates = hits.view(num_classes, num_classes) / counts.double()
+    return counts, rates

@@ -24,14 +24,34 @@ class ResultRow:
     max_l2: float
     seconds: float
     samples_per_s: float
+    train_seconds: float
+    samples_per_input: int
+    diversity_cos: float
+    diversity_l2: float
+    target_success: float
     flags: tuple[str, ...]
     config: dict[str, Any]
     seed: int
     model_fingerprint: str
     dataset_fingerprint: str
     model_source: str
-    train_seconds: float
+    model_train_seconds: float
+
+
+@dataclass(frozen=True)
+class TargetCell:
+    """One (true, target) cell of a targeted attack's success matrix."""
+
+    model: str
+    attack: str
+    eps: float
+    true_label: int
+    target: int
+    n: int
+    success_rate: float
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
-TIMING_COLUMNS: frozenset[str] = frozenset({"run_id", "seconds", "samples_per_s", "train_seconds"})
+TIMING_COLUMNS: frozenset[str] = frozenset(
+    {"run_id", "seconds", "samples_per_s", "train_seconds", "model_train_seconds"}
+)

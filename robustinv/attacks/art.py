@@ -10,7 +10,7 @@ import torch
 from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
-from robustinv.attacks.base import Attack, Norm, RestartConfig
+from robustinv.attacks.base import Attack, Candidates, Norm, RestartConfig
 from robustinv.runtime import model_device, seed_everything
 
 ART_NORMS: dict[Norm, float] = {Norm.linf: np.inf, Norm.l2: 2.0}
@@ -34,7 +34,7 @@ class ArtAttack(Attack):
 
     config: RestartConfig
 
-    def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> torch.Tensor:
+    def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> Candidates:
         num_classes = int(model(x[:1].to(model_device(model))).shape[1])
         estimator = art_classifier(model, tuple(x.shape[1:]), num_classes)
         attack = self.art_attack(estimator, eps)
@@ -43,7 +43,7 @@ class ArtAttack(Attack):
         for restart in range(self.config.restarts):
             seed_everything(seed + restart)
             samples.append(torch.from_numpy(attack.generate(x=x_np, y=y_np)))
-        return torch.stack(samples)
+        return Candidates(torch.stack(samples))
 
     @abstractmethod
     def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:

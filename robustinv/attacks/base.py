@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -84,12 +85,40 @@ class RestartConfig(AttackConfig):
 
 
 @dataclass(frozen=True)
+class AttackContext:
+    """What an attack may learn from besides the images under attack (generators train on it)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    num_classes: int
+    model_name: str
+    model_fingerprint: str
+    dataset_fingerprint: str
+    cache_dir: Path
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What `generate` returns: k candidates per input, (k, N, C, H, W), and their targets (k, N) if any."""
+
+    samples: torch.Tensor
+    targets: torch.Tensor | None = None
+    train_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
 class AttackOutput:
-    """`x_adv` is the worst case per input; `samples` holds all k candidates, (k, N, C, H, W)."""
+    """`x_adv` is the worst case per input; `samples` holds all k candidates, (k, N, C, H, W).
+
+    `seconds` is the time to produce the candidates; `train_seconds` what the attack spent
+    learning before it could (a generator's training; 0 for gradient attacks).
+    """
 
     x_adv: torch.Tensor
     samples: torch.Tensor
     seconds: float
+    targets: torch.Tensor | None = None
+    train_seconds: float = 0.0
 
 
 class Attack(ABC):
@@ -100,17 +129,26 @@ class Attack(ABC):
     def __init__(self, config: AttackConfig) -> None:
         self.config = config
 
-    def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> AttackOutput:
+    def run(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int,
+        context: AttackContext | None = None,
+    ) -> AttackOutput:
         """Attack `x` (true labels `y`) at `eps`; `x` and the result live on the CPU."""
         model.eval()
+        self.prepare(model, eps, seed=seed, context=context)
         seed_everything(seed)
         start = time.perf_counter()
-        samples = self.generate(model, x, y, eps, seed=seed).clamp(0.0, 1.0)
+        candidates = self.generate(model, x, y, eps, seed=seed)
         seconds = time.perf_counter() - start
-        return AttackOutput(self._worst_case(model, y, samples), samples, seconds)
+        samples = candidates.samples.clamp(0.0, 1.0)
+        return AttackOutput(self._worst_case(model, y, samples), samples, seconds,
+                            candidates.targets, candidates.train_seconds)
+
+    def prepare(self, model: nn.Module, eps: float, *, seed: int, context: AttackContext | None) -> None:
+        """Learn whatever the attack needs before it can generate (untimed); most attacks need nothing."""
 
     @abstractmethod
-    def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> torch.Tensor:
+    def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> Candidates:
         """Return k ≥ 1 adversarial candidates per input, shaped (k, N, C, H, W)."""
 
     def _worst_case(self, model: nn.Module, y: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:

@@ -31,10 +31,14 @@ def wrong_class_targets(
     return (y + shift) % num_classes
 
 
-def rotating_targets(y: torch.Tensor, num_classes: int, draw: int) -> torch.Tensor:
-    """The `draw`-th wrong class of each input, rotated by input index so every pair gets covered."""
-    index = torch.arange(len(y))
-    return (y + 1 + (index + draw) % (num_classes - 1)) % num_classes
+def rotating_targets(y: torch.Tensor, num_classes: int, draw: int, offset: torch.Tensor | None = None) -> torch.Tensor:
+    """The `draw`-th wrong class of each input, starting at `offset` (default: the input's index).
+
+    Consecutive draws of one input get different wrong classes; with the index as offset every
+    (true, target) pair is covered across inputs.
+    """
+    start = torch.arange(len(y)) if offset is None else offset
+    return (y + 1 + (start + draw) % (num_classes - 1)) % num_classes
 
 
 def hot_matrix(targets: torch.Tensor, num_classes: int, size: tuple[int, int]) -> torch.Tensor:

@@ -29,6 +29,16 @@ def check_shape(input_shape: InputShape) -> None:
         )
 
 
+def straight_through_clip(x: torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 1] going forward, identity going backward.
+
+    A plain clamp has zero gradient outside [0, 1]: a pixel pushed past the range (background
+    pixels at 0 pushed negative) would never get a signal to come back. The forward value is
+    exactly the clipped one, so the ε bound is unaffected.
+    """
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
 def _up(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2), nn.Dropout2d(dropout))
 
@@ -70,12 +80,20 @@ class PerturbGenerator(_Conditioned):
         self.mix = nn.Sequential(nn.Conv2d(4 * width + self.code_channels, 4 * width, 3, padding=1), nn.LeakyReLU(0.2))
         self.up = nn.Sequential(_up(4 * width, 2 * width, dropout), _up(2 * width, width, dropout))
         self.out = nn.Conv2d(2 * width, c, 3, padding=1)  # sees the decoder and the stem (skip connection)
+        # The code also enters at full resolution: a code-conditioned pattern learns the
+        # class-level (universal) part of the perturbation in a few hundred steps; the
+        # encoder–decoder adds the image-specific part.
+        # A small MLP rather than a linear map: a soft code's argmax is not linear in the code.
+        out = nn.Linear(8 * width, c * input_shape[1] * input_shape[2])
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.pattern = nn.Sequential(nn.Linear(num_classes + z_dim, 8 * width), nn.LeakyReLU(0.2), out)
 
     def forward(self, x: torch.Tensor, codes: torch.Tensor, noise: torch.Tensor, eps: float) -> torch.Tensor:
         skip = self.stem(x)
         hidden = self.mix(torch.cat([self.down(skip), self.code_map(codes, noise)], 1))
-        h = self.out(torch.cat([self.up(hidden), skip], 1))
-        return (x + eps * torch.tanh(h)).clamp(0.0, 1.0)
+        h = self.out(torch.cat([self.up(hidden), skip], 1)) + self.pattern(torch.cat([codes, noise], 1)).view_as(x)
+        return straight_through_clip(x + eps * torch.tanh(h))
 
 
 class FreeGenerator(_Conditioned):

@@ -71,4 +71,4 @@ def inversion_loss(
     }
     weights = {"kl": kl, "ce": ce, "margin": margin, "cos": cos, "orth": orth}
     total = sum((weights[name] * value for name, value in terms.items() if weights[name] > 0), logits.new_zeros(()))
-    return total, {name: float(value) for name, value in terms.items()}
+    return total, {name: float(value.detach()) for name, value in terms.items()}

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from robustinv.inversion.encoding import soft_codes, wrong_class_targets
+from robustinv.inversion.encoding import rotating_targets, soft_codes, wrong_class_targets
 from robustinv.inversion.generator import FreeGenerator, PerturbGenerator
 from robustinv.inversion.losses import inversion_loss
 from robustinv.inversion.recipe import GeneratorRecipe
@@ -49,7 +49,11 @@ def train_perturb_generator(
     hold = order[: min(HELD_OUT, len(order) // 10)]
     pool = order[len(hold):]
     kl, ce = recipe.weights(targeted=targeted)
-    optimizer = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
+    pattern = list(generator.pattern.parameters())
+    rest = [p for p in generator.parameters() if all(p is not q for q in pattern)]
+    optimizer = torch.optim.Adam(
+        [{"params": rest}, {"params": pattern, "lr": recipe.lr * recipe.pattern_lr_scale}], lr=recipe.lr, betas=(0.5, 0.999)
+    )
     start = time.perf_counter()
     with frozen(model):
         for step in range(1, recipe.steps + 1):
@@ -57,7 +61,7 @@ def train_perturb_generator(
             index = pool[torch.randint(len(pool), (recipe.batch_size,), generator=rng)]
             x = x_train[index].repeat_interleave(recipe.draws, 0).to(device)
             y = y_train[index].repeat_interleave(recipe.draws, 0)
-            targets = wrong_class_targets(y, num_classes, generator=rng)
+            targets = _distinct_wrong_targets(y_train[index], num_classes, recipe.draws, rng)
             codes = soft_codes(targets, num_classes, tau=recipe.tau, generator=rng)
             noise = torch.randn(len(y), recipe.z_dim, generator=rng)
             logits, features = forward(generator(x, codes.to(device), noise.to(device), eps))
@@ -73,9 +77,20 @@ def train_perturb_generator(
                 rate = held_out_success(generator, model, x_train[hold], y_train[hold], num_classes,
                                         eps=eps, targeted=targeted, recipe=recipe, seed=seed)
                 log.info("generator %s: step %d/%d  loss %.3f  margin %.3f  cos %.3f  held-out %s success %.1f%%  (%.0fs)",
-                         label, step, recipe.steps, float(loss), terms["margin"], terms["cos"],
+                         label, step, recipe.steps, loss.item(), terms["margin"], terms["cos"],
                          "targeted" if targeted else "untargeted", 100 * rate, time.perf_counter() - start)
     return generator, time.perf_counter() - start
+
+
+def _distinct_wrong_targets(y: torch.Tensor, num_classes: int, draws: int, rng: torch.Generator) -> torch.Tensor:
+    """For each input, `draws` different wrong classes (cycling when draws ≥ K − 1), flattened input-major.
+
+    Draws of one input coded for different classes is what makes the cosine term's job possible:
+    identical features are a stationary point of cosine similarity, so it cannot separate draws
+    that start out alike.
+    """
+    offset = torch.randint(num_classes - 1, (len(y),), generator=rng)
+    return torch.stack([rotating_targets(y, num_classes, draw, offset) for draw in range(draws)], 1).flatten()
 
 
 @torch.no_grad()
@@ -125,5 +140,5 @@ def train_free_generator(
             if step % recipe.eval_every == 0 or step == recipe.steps:
                 hit = float((logits.argmax(1).cpu() == targets).double().mean())
                 log.info("free generator %s: step %d/%d  loss %.3f  cos %.3f  batch hit rate %.1f%%  (%.0fs)",
-                         label, step, recipe.steps, float(loss), terms["cos"], 100 * hit, time.perf_counter() - start)
+                         label, step, recipe.steps, loss.item(), terms["cos"], 100 * hit, time.perf_counter() - start)
     return generator, time.perf_counter() - start

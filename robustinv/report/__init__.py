@@ -7,7 +7,7 @@ from pathlib import Path
 
 from robustinv.checkpoints import atomic_write
 from robustinv.errors import RobustinvError
-from robustinv.report.tables import rows_frame, write_csv, write_json
+from robustinv.report.tables import rows_frame, write_csv, write_json, write_targets_csv
 from robustinv.runner import RunResult
 from robustinv.suite import Suite, dump_suite
 
@@ -15,7 +15,7 @@ __all__ = ["rows_frame", "write_csv", "write_json", "write_run"]
 
 
 def write_run(result: RunResult, suite: Suite, out_dir: Path) -> list[Path]:
-    """Write results.csv, results.json and suite.resolved.toml; a failure leaves no new folder."""
+    """Write results.csv, results.json, suite.resolved.toml (and inversion_targets.csv); a failure leaves no new folder."""
     created = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -24,6 +24,9 @@ def write_run(result: RunResult, suite: Suite, out_dir: Path) -> list[Path]:
         write_json(result, paths[1])
         resolved = dump_suite(suite)
         atomic_write(paths[2], lambda tmp: tmp.write_text(resolved, encoding="utf-8"))
+        if result.targets:
+            paths.append(out_dir / "inversion_targets.csv")
+            write_targets_csv(result.targets, paths[-1])
     except OSError as exc:
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)

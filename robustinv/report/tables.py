@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from robustinv.checkpoints import atomic_write
-from robustinv.records import COLUMNS, ResultRow
+from robustinv.records import COLUMNS, ResultRow, TargetCell
 from robustinv.runner import RunResult
 
 
@@ -40,6 +40,12 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
+
+
+def write_targets_csv(cells: list[TargetCell], path: Path) -> None:
+    """The targeted attacks' (true × target) success matrices, one line per cell (tidy form)."""
+    frame = pd.DataFrame.from_records([asdict(cell) for cell in cells], columns=[f.name for f in fields(TargetCell)])
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.10g"))
 
 
 def write_json(result: RunResult, path: Path) -> None:

@@ -1,0 +1,127 @@
+"""Mass production: stream verified adversarial samples to disk in fixed-size shards.
+
+Shard s is a pure function of (generator, model, source images, seed, s): its batches and their
+codes, noise and dropout masks are seeded by (seed, s, batch). A shard is written atomically
+(tensors, then its records CSV last), so an interrupted run leaves whole shards only, and
+running the same request again skips them and continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from robustinv.checkpoints import atomic_write
+from robustinv.errors import RobustinvError
+from robustinv.inversion.generator import PerturbGenerator
+from robustinv.inversion.sampling import sample_perturbations
+from robustinv.runtime import derive_seed, predict_logits
+
+MAX_BATCHES_PER_SHARD = 200
+
+
+@dataclass(frozen=True)
+class ProductionRequest:
+    """What identifies a production run; a folder holds samples of one request only."""
+
+    suite: str
+    model: str
+    model_fingerprint: str
+    attack: str
+    generator_key: str
+    eps: float
+    targeted: bool
+    n: int
+    shard_size: int
+    seed: int
+
+    @property
+    def shards(self) -> int:
+        return math.ceil(self.n / self.shard_size)
+
+    def shard_len(self, shard: int) -> int:
+        return min(self.shard_size, self.n - shard * self.shard_size)
+
+
+def shard_paths(out_dir: Path, shard: int) -> tuple[Path, Path]:
+    return out_dir / f"shard-{shard:05d}.safetensors", out_dir / f"shard-{shard:05d}.csv"
+
+
+def produce(
+    request: ProductionRequest, generator: PerturbGenerator, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+    out_dir: Path, *, tau: float, batch_size: int = 256, on_shard: Callable[[int, bool], None] | None = None,
+) -> int:
+    """Write the request's shards into `out_dir`, skipping complete ones; returns how many were written now."""
+    _claim(out_dir, request)
+    written = 0
+    for shard in range(request.shards):
+        tensors_path, records_path = shard_paths(out_dir, shard)
+        done = tensors_path.is_file() and records_path.is_file()
+        if not done:
+            tensors = _make_shard(request, shard, generator, model, x, y, tau=tau, batch_size=batch_size)
+            atomic_write(tensors_path, lambda tmp: save_file(tensors, str(tmp)))
+            records = pd.DataFrame({k: v.tolist() for k, v in tensors.items() if v.ndim == 1})
+            atomic_write(records_path, lambda tmp: records.to_csv(tmp, index=False, float_format="%.6g"))
+            written += 1
+        if on_shard is not None:
+            on_shard(shard, done)
+    return written
+
+
+def _claim(out_dir: Path, request: ProductionRequest) -> None:
+    manifest = out_dir / "manifest.json"
+    wanted = asdict(request)
+    if manifest.is_file():
+        found = json.loads(manifest.read_text())
+        if found != wanted:
+            changed = sorted(k for k in wanted if found.get(k) != wanted[k])
+            raise RobustinvError(f"{out_dir} holds samples of another request (differs in {', '.join(changed)}); "
+                                 "use a new --out folder")
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(manifest, lambda tmp: tmp.write_text(json.dumps(wanted, indent=2)))
+    except OSError as exc:
+        raise RobustinvError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+
+
+@torch.no_grad()
+def _make_shard(
+    request: ProductionRequest, shard: int, generator: PerturbGenerator, model: nn.Module,
+    x: torch.Tensor, y: torch.Tensor, *, tau: float, batch_size: int,
+) -> dict[str, torch.Tensor]:
+    """Draw batches until the shard holds its number of verified samples (source correct, then fooled)."""
+    size, kept, count = request.shard_len(shard), [], 0
+    for batch in range(MAX_BATCHES_PER_SHARD):
+        index = (shard * request.shard_size + batch * batch_size + torch.arange(batch_size)) % len(y)
+        xb, yb = x[index], y[index]
+        seed = derive_seed(request.seed, "shard", shard, batch)
+        samples, targets = sample_perturbations(generator, xb, yb, eps=request.eps, draws=1,
+                                                targeted=request.targeted, tau=tau, seed=seed, batch_size=batch_size)
+        x_adv, target = samples[0], targets[0]
+        probs = predict_logits(model, x_adv, batch_size=batch_size).softmax(1)
+        confidence, predicted = probs.max(1)
+        clean = predict_logits(model, xb, batch_size=batch_size).argmax(1)
+        fooled = predicted == target if request.targeted else predicted != yb
+        ok = ((clean == yb) & fooled).nonzero().squeeze(1)[: size - count]
+        kept.append({
+            "x_adv": x_adv[ok], "source_index": index[ok], "true_label": yb[ok],
+            "target": target[ok] if request.targeted else torch.full_like(yb[ok], -1),
+            "predicted": predicted[ok], "confidence": confidence[ok].float(),
+            "linf": (x_adv[ok] - xb[ok]).flatten(1).abs().amax(1),
+        })
+        count += len(ok)
+        if count == size:
+            return {key: torch.cat([part[key] for part in kept]).contiguous() for key in kept[0]}
+    raise RobustinvError(
+        f"shard {shard}: only {count} of {size} samples verified after {MAX_BATCHES_PER_SHARD} batches; "
+        "the generator rarely fools this model (train it longer or raise ε)"
+    )
