@@ -71,6 +71,9 @@ def run_suite(suite: Suite, *, base_dir: Path | None = None) -> RunResult:
         for spec in suite.models
     ]
     attacks = [ATTACKS.get(config.name)(config) for config in suite.attacks]
+    for model in models:
+        for attack in attacks:
+            attack.validate(model.module, dataset.input_shape, model_name=model.name)
 
     rows, targets = [], []
     for model in models:

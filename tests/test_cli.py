@@ -111,3 +111,84 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("robustinv")
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and robustinv.__version__ in done.stdout
+
+
+INVERSION = """
+[[attacks]]
+name = "inversion"
+eps = [0.3]
+samples_per_input = 3
+
+[attacks.train]
+steps = 40
+batch_size = 16
+"""
+NO_FEATURES = """from torch import nn
+
+def conv_only():
+    return nn.Sequential(nn.Conv2d(1, 10, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+"""
+
+
+def test_run_with_inversion_adds_diversity_and_targets(tmp_path: Path) -> None:
+    text = TINY_SUITE + INVERSION + INVERSION.replace('name = "inversion"', 'name = "inversion"\nlabel = "inv-t"\ntargeted = true')
+    out = tmp_path / "out"
+    code, _, stderr = invoke("run", str(write_suite(tmp_path, text)), "--out", str(out))
+    assert code == 0, stderr
+    with (out / "results.csv").open() as handle:
+        rows = {r["attack"]: r for r in csv.DictReader(handle)}
+    assert {"diversity_cos", "diversity_l2", "train_seconds", "target_success"} <= set(rows["pgd"])
+    assert rows["inversion"]["samples_per_input"] == "3" and float(rows["inversion"]["train_seconds"]) > 0
+    assert 0 <= float(rows["inversion"]["diversity_cos"]) <= 1 and float(rows["inv-t"]["target_success"]) >= 0
+    assert rows["pgd"]["diversity_cos"] == ""  # k = 1: no diversity to measure
+    with (out / "inversion_targets.csv").open() as handle:
+        cells = list(csv.DictReader(handle))
+    assert {c["attack"] for c in cells} == {"inv-t"}
+    assert all(c["true_label"] != c["target"] for c in cells)
+
+
+def test_generate_and_invert_commands(tmp_path: Path) -> None:
+    suite = str(write_suite(tmp_path, TINY_SUITE + INVERSION))
+    code, stdout, stderr = invoke("generate", suite, "--model", "smallcnn", "--n", "25", "--shard-size", "10",
+                                  "--out", str(tmp_path / "gen"))
+    assert code == 0, stderr
+    assert sorted(p.name for p in (tmp_path / "gen").glob("shard-*.csv")) == [f"shard-0000{i}.csv" for i in range(3)]
+    assert "25 verified samples" in stdout
+    code, stdout, stderr = invoke("invert", suite, "--model", "smallcnn", "--out", str(tmp_path / "inv"),
+                                  "--steps", "30", "--per-class", "4")
+    assert code == 0, stderr
+    assert len(list((tmp_path / "inv").glob("class-*.png"))) == 10
+    assert json.loads((tmp_path / "inv" / "inversion.json").read_text())["per_class"] == 4
+
+
+@pytest.mark.parametrize(
+    ("edit", "args", "message"),
+    [
+        (lambda t: t + INVERSION.replace("samples_per_input = 3", "samples_per_input = 0"), (),
+         "attacks[2].samples_per_input"),
+        (lambda t: t.replace('name = "smallcnn"', 'name = "m"\narch = "usernet:conv_only"') + INVERSION, (),
+         "exposes no penultimate features"),
+        (lambda t: t.replace('name = "digits"\nn_eval = 60', 'name = "npz"\nroot = "odd.npz"') + INVERSION, (),
+         "divisible by 4"),
+    ],
+)
+def test_inversion_bad_input_exits_2(tmp_path: Path, edit: object, args: tuple[str, ...], message: str) -> None:
+    import numpy as np
+
+    (tmp_path / "usernet.py").write_text(NO_FEATURES)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "odd.npz", x=rng.random((40, 1, 10, 10), dtype=np.float32), y=np.arange(40) % 10)
+    out = tmp_path / "out"
+    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, edit(TINY_SUITE))), "--out", str(out), *args)  # type: ignore[operator]
+    assert code == 2, stderr
+    assert message in stderr and "Traceback" not in stderr + stdout
+    assert not out.exists()
+
+
+def test_generate_needs_an_inversion_attack(tmp_path: Path) -> None:
+    code, _, stderr = invoke("generate", str(write_suite(tmp_path, TINY_SUITE)), "--model", "smallcnn", "--n", "5",
+                             "--out", str(tmp_path / "g"))
+    assert code == 2 and "no inversion attack" in stderr
+    code, _, stderr = invoke("generate", str(write_suite(tmp_path, TINY_SUITE + INVERSION)), "--model", "nope",
+                             "--n", "5", "--out", str(tmp_path / "g"))
+    assert code == 2 and "no model 'nope'" in stderr

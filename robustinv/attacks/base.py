@@ -144,6 +144,9 @@ class Attack(ABC):
         return AttackOutput(self._worst_case(model, y, samples), samples, seconds,
                             candidates.targets, candidates.train_seconds)
 
+    def validate(self, model: nn.Module, input_shape: tuple[int, int, int], *, model_name: str) -> None:
+        """Refuse, before anything runs, a model or input shape this attack cannot handle."""
+
     def prepare(self, model: nn.Module, eps: float, *, seed: int, context: AttackContext | None) -> None:
         """Learn whatever the attack needs before it can generate (untimed); most attacks need nothing."""
 

@@ -21,6 +21,7 @@ from robustinv.inversion.cached import GeneratorSource, cached_generator
 from robustinv.inversion.generator import PerturbGenerator, check_shape
 from robustinv.inversion.recipe import GeneratorRecipe
 from robustinv.inversion.sampling import sample_perturbations
+from robustinv.models.features import logits_and_features
 
 
 class InversionConfig(AttackConfig):
@@ -48,10 +49,14 @@ class Inversion(Attack):
         self._generator: PerturbGenerator | None = None
         self._train_seconds = 0.0
 
+    def validate(self, model: nn.Module, input_shape: tuple[int, int, int], *, model_name: str) -> None:
+        check_shape(input_shape)
+        logits_and_features(model, model_name)  # the diversity term needs penultimate features
+
     def prepare(self, model: nn.Module, eps: float, *, seed: int, context: AttackContext | None) -> None:
         if context is None:
             raise RobustinvError("the inversion attack needs training data (an AttackContext) to learn from")
-        check_shape(tuple(context.x_train.shape[1:]))  # type: ignore[arg-type]
+        self.validate(model, tuple(context.x_train.shape[1:]), model_name=context.model_name)  # type: ignore[arg-type]
         source = GeneratorSource(
             mode="perturb", model_fingerprint=context.model_fingerprint,
             dataset_fingerprint=context.dataset_fingerprint, input_shape=tuple(context.x_train.shape[1:]),  # type: ignore[arg-type]
