@@ -21,6 +21,7 @@ import click
 
 import robustinv
 from robustinv.errors import RobustinvError
+from robustinv.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,7 +58,9 @@ def main(quiet: bool) -> None:
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-REGISTRIES = {"datasets": robustinv.DATASETS, "models": robustinv.MODELS, "attacks": robustinv.ATTACKS}
+REGISTRIES: dict[str, Registry[Any]] = {
+    "datasets": robustinv.DATASETS, "models": robustinv.MODELS, "attacks": robustinv.ATTACKS,
+}
 
 
 @main.command("list")

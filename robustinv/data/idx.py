@@ -10,7 +10,7 @@ import numpy as np
 from robustinv.data.dataset import Dataset, from_arrays, register_dataset
 from robustinv.errors import DataError
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+_IDX_DTYPES: dict[int, np.dtype | type] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 # Roles and the file-name stems that fill them (torchvision's and Debian's names).

@@ -65,17 +65,17 @@ def cached_generator(
     log.info("generator %s: training %s generator%s (%d steps)", label, source.mode,
              f" at ε={source.eps:g}, {'targeted' if source.targeted else 'untargeted'}" if source.mode == "perturb" else "",
              source.recipe.steps)
-    generator: PerturbGenerator | FreeGenerator
+    trained: PerturbGenerator | FreeGenerator
     if source.mode == "perturb":
-        generator, seconds = train_perturb_generator(
+        trained, seconds = train_perturb_generator(
             model, x_train, y_train, source.num_classes, eps=source.eps, targeted=source.targeted,
             recipe=source.recipe, seed=source.seed, label=label,
         )
     else:
-        generator, seconds = train_free_generator(
+        trained, seconds = train_free_generator(
             model, source.input_shape, source.num_classes, recipe=source.recipe, seed=source.seed, label=label
         )
-    save_checkpoint(stem, generator.state_dict(), {
+    save_checkpoint(stem, trained.state_dict(), {
         **asdict(source), "recipe": source.recipe.model_dump(mode="json"), "train_seconds": seconds,
     })
-    return generator, seconds
+    return trained, seconds

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,9 +52,8 @@ def train_perturb_generator(
     kl, ce = recipe.weights(targeted=targeted)
     pattern = list(generator.pattern.parameters())
     rest = [p for p in generator.parameters() if all(p is not q for q in pattern)]
-    optimizer = torch.optim.Adam(
-        [{"params": rest}, {"params": pattern, "lr": recipe.lr * recipe.pattern_lr_scale}], lr=recipe.lr, betas=(0.5, 0.999)
-    )
+    groups: list[dict[str, Any]] = [{"params": rest}, {"params": pattern, "lr": recipe.lr * recipe.pattern_lr_scale}]
+    optimizer = torch.optim.Adam(groups, lr=recipe.lr, betas=(0.5, 0.999))
     start = time.perf_counter()
     with frozen(model):
         for step in range(1, recipe.steps + 1):
