@@ -31,11 +31,12 @@ def num(value: float, spec: str) -> str:
 
 
 def table(rows: list[ResultRow]) -> str:
-    header = f"{'attack':20} {'k':>2} {'robust':>8} {'success':>8} {'target hit':>10} {'div cos':>8} " \
+    header = f"{'attack':20} {'k':>2} {'robust':>8} {'success':>8} {'per-draw':>8} {'target hit':>10} {'div cos':>8} " \
              f"{'div L2':>7} {'samples/s':>10} {'gen s':>8} {'train s':>8}"
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r.attack:20} {r.samples_per_input:>2} {pct(r.robust_acc):>8} {pct(r.success_rate):>8} "
+                     f"{pct(r.candidate_success):>8} "
                      f"{pct(r.target_success):>10} {num(r.diversity_cos, '.3f'):>8} {num(r.diversity_l2, '.2f'):>7} "
                      f"{r.samples_per_s:>10.1f} {r.seconds:>8.2f} {r.train_seconds:>8.1f}")
     return "\n".join(lines)

@@ -28,6 +28,14 @@ def success_rate(clean_pred: torch.Tensor, adv_pred: torch.Tensor, y: torch.Tens
     return float((adv_pred[correct] != y[correct]).double().mean())
 
 
+def candidate_success(clean_pred: torch.Tensor, candidate_pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of all k candidates (k, N) that fool the model, over clean-correct inputs: single-shot success."""
+    correct = clean_pred == y
+    if not bool(correct.any()):
+        return float("nan")
+    return float((candidate_pred[:, correct] != y[correct]).double().mean())
+
+
 def linf_norms(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
     """Per-input Linf norm of the perturbation."""
     return (x_adv - x).flatten(1).abs().amax(1)

@@ -26,6 +26,7 @@ class ResultRow:
     samples_per_s: float
     train_seconds: float
     samples_per_input: int
+    candidate_success: float
     diversity_cos: float
     diversity_l2: float
     target_success: float

@@ -118,6 +118,7 @@ def _run_cell(
         mean_l2=float(l2.mean()), max_l2=float(l2.max()),
         seconds=output.seconds, samples_per_s=k * len(y) / output.seconds if output.seconds > 0 else math.inf,
         train_seconds=output.train_seconds, samples_per_input=k,
+        candidate_success=metrics.candidate_success(clean_pred, sample_pred, y),
         diversity_cos=metrics.pairwise_cosine(sample_features) if sample_features is not None else math.nan,
         diversity_l2=metrics.pairwise_l2(output.samples),
         target_success=metrics.target_success(sample_pred, output.targets) if output.targets is not None else math.nan,

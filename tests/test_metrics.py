@@ -32,6 +32,11 @@ def test_success_rate_without_correct_inputs_is_nan() -> None:
     assert math.isnan(metrics.success_rate(torch.tensor([1, 0]), torch.tensor([1, 0]), torch.tensor([0, 1])))
 
 
+def test_candidate_success_counts_every_draw() -> None:
+    draws = torch.stack([ADV, CLEAN])  # draw 1 fools input 1; draw 2 fools nothing among inputs 0-2
+    assert math.isclose(metrics.candidate_success(CLEAN, draws, Y), 1 / 6)
+
+
 def test_norms() -> None:
     x = torch.zeros(2, 1, 2, 2)
     x_adv = x.clone()

@@ -3,9 +3,10 @@
 Choices, with reasons (measured on MNIST/LeNet-5 and digits/smallcnn, see the README):
 - `margin` carries the attack: the C&W hinge gives a gradient until the wrong class wins by κ,
   where plain CE saturates early or keeps pushing already-fooled samples.
-- `kl` and `ce` steer *which* wrong class a sample lands in, from the soft code c; small weights
-  in untargeted mode keep them from fighting the margin, full weight in targeted mode.
-- `cos` (γ) pushes the draws of one input apart in feature space: diversity at equal success.
+- `kl` and `ce` steer *which* wrong class a sample lands in, from the soft code c; lighter
+  weights in untargeted mode (0.3) keep them from fighting the margin, full weight in targeted mode.
+- `cos` (γ) pushes the draws of one input apart in feature space: diversity at equal success
+  (1.0 untargeted, 0.5 targeted, where the coded targets already separate the draws).
 - Dropout 0.3 after each up-convolution, kept on when sampling: heavy enough that masks differ,
   light enough that every mask still fools the model.
 """
@@ -30,15 +31,16 @@ class GeneratorRecipe(BaseModel):
     z_dim: int = Field(16, ge=1)
     dropout: float = Field(0.3, ge=0, lt=1)
     hot_matrix: bool = False
-    kl: float | None = Field(None, ge=0, description="α; default 0.5 targeted, 0.1 untargeted")
-    ce: float | None = Field(None, ge=0, description="β; default 1.0 targeted, 0.1 untargeted")
+    kl: float | None = Field(None, ge=0, description="α; default 0.5 targeted, 0.3 untargeted")
+    ce: float | None = Field(None, ge=0, description="β; default 1.0 targeted, 0.3 untargeted")
     margin: float = Field(1.0, ge=0, description="μ, weight of the C&W hinge")
     kappa: float = Field(5.0, ge=0, description="κ, confidence at which the hinge stops")
-    cos: float = Field(0.5, ge=0, description="γ, weight of the cosine feature-diversity term")
+    cos: float | None = Field(None, ge=0, description="γ, cosine feature-diversity; default 0.5 targeted, 1.0 untargeted")
     orth: float = Field(0.0, ge=0, description="δ, weight of the feature-orthogonality term")
     eval_every: int = Field(250, ge=1)
 
-    def weights(self, *, targeted: bool) -> tuple[float, float]:
-        """(α, β) with the mode's defaults filled in."""
-        default_kl, default_ce = (0.5, 1.0) if targeted else (0.1, 0.1)
-        return (default_kl if self.kl is None else self.kl, default_ce if self.ce is None else self.ce)
+    def weights(self, *, targeted: bool) -> tuple[float, float, float]:
+        """(α, β, γ) with the mode's defaults filled in (the values measured in tuning)."""
+        defaults = (0.5, 1.0, 0.5) if targeted else (0.3, 0.3, 1.0)
+        chosen = (self.kl, self.ce, self.cos)
+        return tuple(d if c is None else c for c, d in zip(chosen, defaults))  # type: ignore[return-value]

@@ -49,7 +49,7 @@ def train_perturb_generator(
     order = torch.randperm(len(x_train), generator=rng)
     hold = order[: min(HELD_OUT, len(order) // 10)]
     pool = order[len(hold):]
-    kl, ce = recipe.weights(targeted=targeted)
+    kl, ce, cos = recipe.weights(targeted=targeted)
     pattern = list(generator.pattern.parameters())
     rest = [p for p in generator.parameters() if all(p is not q for q in pattern)]
     groups: list[dict[str, Any]] = [{"params": rest}, {"params": pattern, "lr": recipe.lr * recipe.pattern_lr_scale}]
@@ -67,7 +67,7 @@ def train_perturb_generator(
             logits, features = forward(generator(x, codes.to(device), noise.to(device), eps))
             loss, terms = inversion_loss(
                 logits, features, codes.to(device), targets.to(device), None if targeted else y.to(device),
-                kl=kl, ce=ce, margin=recipe.margin, kappa=recipe.kappa, cos=recipe.cos, orth=recipe.orth,
+                kl=kl, ce=ce, margin=recipe.margin, kappa=recipe.kappa, cos=cos, orth=recipe.orth,
                 groups=recipe.batch_size,
             )
             optimizer.zero_grad(set_to_none=True)
@@ -120,7 +120,7 @@ def train_free_generator(
     rng = torch.Generator().manual_seed(seed)
     generator = FreeGenerator(input_shape, num_classes, width=recipe.width, z_dim=recipe.z_dim,
                               dropout=recipe.dropout, use_hot_matrix=recipe.hot_matrix).to(device)
-    kl, ce = recipe.weights(targeted=True)
+    kl, ce, cos = recipe.weights(targeted=True)
     optimizer = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
     start = time.perf_counter()
     with frozen(model):
@@ -132,7 +132,7 @@ def train_free_generator(
             logits, features = forward(generator(codes.to(device), noise.to(device)))
             loss, terms = inversion_loss(
                 logits, features, codes.to(device), targets.to(device), None, kl=kl, ce=ce,
-                margin=recipe.margin, kappa=recipe.kappa, cos=recipe.cos, orth=recipe.orth, groups=1,
+                margin=recipe.margin, kappa=recipe.kappa, cos=cos, orth=recipe.orth, groups=1,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
