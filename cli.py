@@ -60,13 +60,14 @@ def main(quiet: bool) -> None:
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "datasets": robustinv.DATASETS, "models": robustinv.MODELS, "attacks": robustinv.ATTACKS,
+    "defenses": robustinv.DEFENSES,
 }
 
 
 @main.command("list")
 @click.argument("kind", type=click.Choice(sorted(REGISTRIES)))
 def list_command(kind: str) -> None:
-    """List the registered datasets, models or attacks."""
+    """List the registered datasets, models, attacks or defenses."""
     registry = REGISTRIES[kind]
     for name in registry.names():
         doc = inspect.getdoc(registry.get(name)) or ""
@@ -159,15 +160,17 @@ def _pct(value: float) -> str:
 
 
 def summary_table(rows: list[Any]) -> str:
-    """A fixed-width table: one line per (model, attack, ε)."""
-    header = ("model", "attack", "norm", "eps", "clean", "robust", "success", "max δ", "k", "div cos",
-              "samples/s", "seconds", "flags")
+    """A fixed-width table: one line per (model, defense, attack, ε)."""
+    header = ("model", "defense", "attack", "norm", "eps", "clean", "robust", "success", "max δ", "k", "div cos",
+              "feat cos", "samples/s", "seconds", "flags")
     lines = [header]
     for row in rows:
         delta = row.max_linf if row.norm == "linf" else row.max_l2
         diversity = "-" if math.isnan(row.diversity_cos) else f"{row.diversity_cos:.3f}"
-        lines.append((row.model, row.attack, row.norm, f"{row.eps:g}", _pct(row.clean_acc), _pct(row.robust_acc),
-                      _pct(row.success_rate), f"{delta:.4f}", str(row.samples_per_input), diversity,
+        consistency = "-" if math.isnan(row.feature_consistency) else f"{row.feature_consistency:.3f}"
+        lines.append((row.model, row.defense, row.attack, row.norm, f"{row.eps:g}", _pct(row.clean_acc),
+                      _pct(row.robust_acc), _pct(row.success_rate), f"{delta:.4f}", str(row.samples_per_input),
+                      diversity, consistency,
                       f"{row.samples_per_s:.0f}", f"{row.seconds:.2f}", ",".join(row.flags) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)

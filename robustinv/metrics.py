@@ -60,6 +60,15 @@ def pairwise_cosine(features: torch.Tensor) -> float:
     return float((off_diagonal / (k * (k - 1))).mean())
 
 
+def feature_consistency(clean_features: torch.Tensor, adv_features: torch.Tensor) -> float:
+    """Mean cosine between the penultimate features of each input and its adversarial version.
+
+    1 when the neurons respond to the adversarial input exactly as to the clean one (Dong et al.).
+    """
+    clean, adv = clean_features.flatten(1).double(), adv_features.flatten(1).double()
+    return float(torch.nn.functional.cosine_similarity(clean, adv, dim=1).mean())
+
+
 def pairwise_l2(samples: torch.Tensor) -> float:
     """Mean over inputs of the mean pairwise L2 distance among their k candidates, (k, N, ...)."""
     k = samples.shape[0]

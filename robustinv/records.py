@@ -1,4 +1,4 @@
-"""The typed result record: one row per (model, attack, ε); numbers stay numbers."""
+"""The typed result record: one row per (model, defense, attack, ε); numbers stay numbers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ class ResultRow:
     run_id: str
     dataset: str
     model: str
+    defense: str
     attack: str
     norm: str
     eps: float
@@ -30,6 +31,7 @@ class ResultRow:
     diversity_cos: float
     diversity_l2: float
     target_success: float
+    feature_consistency: float
     flags: tuple[str, ...]
     config: dict[str, Any]
     seed: int
@@ -44,6 +46,7 @@ class TargetCell:
     """One (true, target) cell of a targeted attack's success matrix."""
 
     model: str
+    defense: str
     attack: str
     eps: float
     true_label: int

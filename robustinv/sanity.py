@@ -1,7 +1,7 @@
 """Sanity checks on result rows (the AutoAttack habit): a violated check flags a row, never crashes.
 
 Checks within one row: robust ≤ clean; the perturbation stays within ε (+1e-6).
-Checks across rows of one model: PGD is at least as strong as FGSM at the same ε and norm;
+Checks across rows of one model and defense: PGD is at least as strong as FGSM at the same ε and norm;
 robust accuracy does not rise with ε for the same attack.
 """
 
@@ -22,6 +22,7 @@ class Flag(str, Enum):
     norm_above_eps = "norm>eps"
     pgd_weaker_than_fgsm = "pgd>fgsm"
     acc_rises_with_eps = "acc-rises-with-eps"
+    masking = "masking?"
 
     @property
     def explanation(self) -> str:
@@ -35,24 +36,26 @@ EXPLANATIONS = {
     "too-small step size",
     Flag.acc_rises_with_eps: "robust accuracy is higher at this ε than at a smaller one for the same attack: "
     "likely gradient masking or a failing attack",
+    Flag.masking: "the gradient-masking guard found a stronger or gradient-free attack doing clearly better than "
+    "the suite's PGD (see the guard row's `findings`): the robust accuracy is likely overstated",
 }
 
 
 def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
-    """Return the rows with their `flags` filled in."""
+    """Return the rows with these checks' flags added to any they already carry (e.g. `masking?`)."""
     rows = list(rows)
     flags: list[list[Flag]] = [_row_flags(row) for row in rows]
 
-    by_attack: dict[tuple[str, str, str], list[int]] = defaultdict(list)
-    fgsm_acc: dict[tuple[str, str, float], float] = {}
+    by_attack: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
+    fgsm_acc: dict[tuple[str, str, str, float], float] = {}
     for i, row in enumerate(rows):
-        by_attack[(row.model, row.attack, row.norm)].append(i)
+        by_attack[(row.model, row.defense, row.attack, row.norm)].append(i)
         if row.config.get("name") == "fgsm":
-            key = (row.model, row.norm, row.eps)
+            key = (row.model, row.defense, row.norm, row.eps)
             fgsm_acc[key] = min(fgsm_acc.get(key, 1.0), row.robust_acc)
 
     for i, row in enumerate(rows):
-        fgsm = fgsm_acc.get((row.model, row.norm, row.eps))
+        fgsm = fgsm_acc.get((row.model, row.defense, row.norm, row.eps))
         if row.config.get("name") == "pgd" and fgsm is not None and row.robust_acc > fgsm:
             flags[i].append(Flag.pgd_weaker_than_fgsm)
 
@@ -63,7 +66,10 @@ def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
                 flags[i].append(Flag.acc_rises_with_eps)
             best_so_far = rows[i].robust_acc if best_so_far is None else min(best_so_far, rows[i].robust_acc)
 
-    return [replace(row, flags=tuple(f.value for f in row_flags)) for row, row_flags in zip(rows, flags)]
+    return [
+        replace(row, flags=tuple(dict.fromkeys([*row.flags, *(f.value for f in row_flags)])))
+        for row, row_flags in zip(rows, flags)
+    ]
 
 
 def _row_flags(row: ResultRow) -> list[Flag]:

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from robustinv.attacks import ATTACKS, AttackConfig
 from robustinv.data.spec import DatasetSpec
 from robustinv.errors import RobustinvError, UnknownNameError
+from robustinv.guard import GuardConfig
 from robustinv.models.spec import ModelSpec
 from robustinv.paths import resolve_path
-from robustinv.training.recipe import TrainRecipe
+from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,7 +36,7 @@ class Device(str, Enum):
 
 
 class Suite(BaseModel):
-    """A declarative benchmark: one dataset, models, attacks with their ε grids, a seed."""
+    """A declarative benchmark: one dataset, models (with their defenses), attacks with their ε grids, a seed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,6 +48,7 @@ class Suite(BaseModel):
     dataset: DatasetSpec
     models: list[ModelSpec] = Field(min_length=1)
     attacks: list[SerializeAsAny[AttackConfig]] = Field(min_length=1)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
     _resolve = field_validator("cache_dir")(resolve_path)
 
@@ -101,7 +103,7 @@ def _parse_attack(entry: Any, index: int, where: str, context: dict[str, Any]) -
 
 
 def _known_keys() -> set[str]:
-    models: list[type[BaseModel]] = [Suite, DatasetSpec, ModelSpec, TrainRecipe]
+    models: list[type[BaseModel]] = [Suite, DatasetSpec, ModelSpec, TrainRecipe, AdversarialRecipe, GuardConfig]
     models += [ATTACKS.get(name).config_type for name in ATTACKS.names()]
     return {key for model in models for key in model.model_fields}
 

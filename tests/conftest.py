@@ -10,7 +10,7 @@ import torch
 
 from robustinv.data import Dataset, load_dataset
 from robustinv.models.zoo import smallcnn
-from robustinv.training import TrainRecipe, train_standard
+from robustinv.training import TrainRecipe, train
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -37,7 +37,7 @@ def digits() -> Dataset:
 def digits_model(digits: Dataset) -> torch.nn.Module:
     """smallcnn trained for a few epochs on digits: accurate enough to attack meaningfully."""
     model = smallcnn(digits.input_shape, digits.num_classes)
-    train_standard(model, digits.x_train, digits.y_train, TrainRecipe(epochs=8, batch_size=64, lr=2e-3), seed=0)
+    train(model, digits.x_train, digits.y_train, TrainRecipe(epochs=8, batch_size=64, lr=2e-3), seed=0)
     return model.eval()
 
 

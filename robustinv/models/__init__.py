@@ -1,7 +1,7 @@
 """Models: the zoo, user-supplied architectures and weights, and their preparation."""
 
-from robustinv.models.prepare import PreparedModel, prepare_model
+from robustinv.models.prepare import PreparedModel, prepare_model, prepare_models
 from robustinv.models.spec import ModelSpec
 from robustinv.models.zoo import MODELS, ZooNet
 
-__all__ = ["MODELS", "ModelSpec", "PreparedModel", "ZooNet", "prepare_model"]
+__all__ = ["MODELS", "ModelSpec", "PreparedModel", "ZooNet", "prepare_model", "prepare_models"]

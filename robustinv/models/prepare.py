@@ -22,7 +22,8 @@ from robustinv.errors import ModelError
 from robustinv.models.spec import ModelSpec
 from robustinv.models.zoo import MODELS
 from robustinv.runtime import model_device, seed_everything
-from robustinv.training import train_standard
+from robustinv.training import TrainRecipe, train
+from robustinv.training.loop import EpochMonitor
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,28 @@ class PreparedModel:
     fingerprint: str
     source: str  # "trained", "cache", "weights" or "torchscript"
     train_seconds: float
+    defense: str = "standard"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.defense == "standard" else f"{self.name}[{self.defense}]"
+
+
+def prepare_models(
+    spec: ModelSpec, dataset: Dataset, *, seed: int, device: torch.device, cache_dir: Path, base_dir: Path | None = None
+) -> list[PreparedModel]:
+    """One prepared model per defense of the entry, in the entry's order."""
+    return [
+        prepare_model(spec, dataset, seed=seed, device=device, cache_dir=cache_dir, base_dir=base_dir, defense=name)
+        for name in spec.defenses
+    ]
 
 
 def prepare_model(
-    spec: ModelSpec, dataset: Dataset, *, seed: int, device: torch.device, cache_dir: Path, base_dir: Path | None = None
+    spec: ModelSpec, dataset: Dataset, *, seed: int, device: torch.device, cache_dir: Path,
+    base_dir: Path | None = None, defense: str = "standard", on_epoch: EpochMonitor | None = None,
 ) -> PreparedModel:
+    """Build, load or train (cached by content hash) one defense of the entry; `on_epoch` sees training."""
     if spec.torchscript is not None:
         module = _load_torchscript(spec.torchscript)
         check_fits(module, dataset, spec.name)
@@ -52,11 +70,16 @@ def prepare_model(
         seed_everything(seed)  # the initial weights are part of what the seed determines
         module = build_arch(spec.arch, spec.arch_kwargs, dataset, base_dir=base_dir)
         check_fits(module, dataset, spec.name)  # before training: a misfit should not cost an epoch
-        if spec.weights is not None:
+        if defense != "standard":
+            prepared = _train_cached(spec, module, dataset, spec.adversarial, defense,
+                                     seed=seed, device=device, cache_dir=cache_dir, on_epoch=on_epoch)
+        elif spec.weights is not None:
             _load_into(module, load_state_file(spec.weights), spec.weights)
             prepared = PreparedModel(spec.name, module, state_fingerprint(module.state_dict()), "weights", 0.0)
         else:
-            prepared = _train_cached(spec, module, dataset, seed=seed, device=device, cache_dir=cache_dir)
+            assert spec.train is not None
+            prepared = _train_cached(spec, module, dataset, spec.train, defense,
+                                     seed=seed, device=device, cache_dir=cache_dir, on_epoch=on_epoch)
     prepared.module.to(device).eval()
     return prepared
 
@@ -114,31 +137,39 @@ def _source_hash(arch: str) -> str:
 
 
 def _train_cached(
-    spec: ModelSpec, module: nn.Module, dataset: Dataset, *, seed: int, device: torch.device, cache_dir: Path
+    spec: ModelSpec, module: nn.Module, dataset: Dataset, recipe: TrainRecipe, defense: str, *, seed: int,
+    device: torch.device, cache_dir: Path, on_epoch: EpochMonitor | None = None,
 ) -> PreparedModel:
-    assert spec.train is not None and spec.arch is not None
-    key = content_key({
+    assert spec.arch is not None
+    described = {
         "kind": "model", "format": CHECKPOINT_FORMAT, "arch": spec.arch, "arch_kwargs": spec.arch_kwargs,
         "arch_source": _source_hash(spec.arch), "dataset": dataset.fingerprint,
         "input_shape": dataset.input_shape, "num_classes": dataset.num_classes,
-        "recipe": spec.train.model_dump(mode="json"), "seed": seed,
-    })
-    stem = cache_dir / "models" / f"{re.sub(r'[^A-Za-z0-9_-]', '_', spec.arch)}-{key}"
+        "recipe": recipe.model_dump(mode="json"), "seed": seed,
+    }
+    if defense != "standard":
+        described["defense"] = defense
+    key = content_key(described)
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", spec.arch if defense == "standard" else f"{spec.arch}-{defense}")
+    stem = cache_dir / "models" / f"{prefix}-{key}"
+    label = spec.name if defense == "standard" else f"{spec.name}[{defense}]"
     cached = load_checkpoint(stem)
     if cached is not None:
         state, meta = cached
         _load_into(module, state, checkpoint_files(stem)[0])
-        log.info("model %s: cached weights %s", spec.name, stem.name)
-        return PreparedModel(spec.name, module, key, "cache", float(meta.get("train_seconds", 0.0)))
-    log.info("model %s: training %s on %s (%d images)", spec.name, spec.arch, dataset.name, len(dataset.y_train))
+        log.info("model %s: cached weights %s", label, stem.name)
+        return PreparedModel(spec.name, module, key, "cache", float(meta.get("train_seconds", 0.0)), defense)
+    log.info("model %s: training %s (%s) on %s (%d images)", label, spec.arch, defense, dataset.name,
+             len(dataset.y_train))
     module.to(device)
-    seconds = train_standard(module, dataset.x_train, dataset.y_train, spec.train, seed=seed, label=spec.name)
+    seconds = train(module, dataset.x_train, dataset.y_train, recipe, defense=defense, seed=seed, label=label,
+                    on_epoch=on_epoch)
     save_checkpoint(stem, module.state_dict(), {
-        "arch": spec.arch, "arch_kwargs": spec.arch_kwargs, "dataset": dataset.name,
-        "dataset_fingerprint": dataset.fingerprint, "recipe": spec.train.model_dump(mode="json"),
+        "arch": spec.arch, "arch_kwargs": spec.arch_kwargs, "dataset": dataset.name, "defense": defense,
+        "dataset_fingerprint": dataset.fingerprint, "recipe": recipe.model_dump(mode="json"),
         "seed": seed, "train_seconds": seconds,
     })
-    return PreparedModel(spec.name, module, key, "trained", seconds)
+    return PreparedModel(spec.name, module, key, "trained", seconds, defense)
 
 
 def _load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from robustinv.errors import UnknownNameError
 from robustinv.models.zoo import MODELS
 from robustinv.paths import resolve_path
-from robustinv.training.recipe import TrainRecipe
+from robustinv.training.defenses import DEFENSES
+from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
 
 
 class ModelSpec(BaseModel):
@@ -18,6 +19,8 @@ class ModelSpec(BaseModel):
 
     Exactly one source: `arch` (+ `weights`, or trained with `[models.train]`) or `torchscript`.
     `arch` is a registered name or `package.module:callable` (called with `arch_kwargs`).
+    `defenses` lists the versions evaluated: `standard` is the model as given or trained with
+    `[models.train]`; every other defense is trained from `arch` with `[models.adversarial]`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,6 +31,8 @@ class ModelSpec(BaseModel):
     weights: Path | None = None
     torchscript: Path | None = None
     train: TrainRecipe | None = None
+    defenses: list[str] = Field(default_factory=lambda: ["standard"], min_length=1)
+    adversarial: AdversarialRecipe = Field(default_factory=AdversarialRecipe)
 
     _resolve = field_validator("weights", "torchscript")(resolve_path)
 
@@ -38,11 +43,29 @@ class ModelSpec(BaseModel):
             raise ValueError(str(UnknownNameError("model", arch, MODELS.names())))
         return arch
 
+    @field_validator("defenses")
+    @classmethod
+    def _known_defenses(cls, defenses: list[str]) -> list[str]:
+        for name in defenses:
+            if name not in DEFENSES:
+                raise ValueError(str(UnknownNameError("defense", name, DEFENSES.names())))
+        if len(set(defenses)) != len(defenses):
+            raise ValueError(f"defenses repeat: {defenses}")
+        return defenses
+
+    @property
+    def defended(self) -> list[str]:
+        """The defenses trained here from the architecture (every one but `standard`)."""
+        return [name for name in self.defenses if name != "standard"]
+
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
         if self.torchscript is not None:
             if self.arch is not None or self.weights is not None or self.train is not None:
                 raise ValueError("'torchscript' stands alone: drop 'arch', 'weights' and 'train'")
+            if self.defended:
+                raise ValueError("defended references are trained from an architecture: a TorchScript "
+                                 "model has none, so it takes only defenses = [\"standard\"]")
             return self
         if self.arch is None:
             if self.name not in MODELS:

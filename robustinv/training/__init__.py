@@ -1,6 +1,7 @@
-"""Training recipes for the models under test and the defended references."""
+"""Training of the models under test and of the defended references, one loop for every recipe."""
 
-from robustinv.training.recipe import TrainRecipe
-from robustinv.training.standard import train_standard
+from robustinv.training.defenses import DEFENSES, Defense
+from robustinv.training.loop import train
+from robustinv.training.recipe import AdversarialRecipe, InnerAttack, TrainRecipe
 
-__all__ = ["TrainRecipe", "train_standard"]
+__all__ = ["DEFENSES", "AdversarialRecipe", "Defense", "InnerAttack", "TrainRecipe", "train"]

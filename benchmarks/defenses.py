@@ -1,0 +1,121 @@
+"""Defended references side by side: clean, FGSM, PGD-40 and inversion robust accuracy per defense.
+
+    python benchmarks/defenses.py [SUITE] [--out DIR] [--curve-n N]
+
+Trains (or loads from the cache) every defense of the suite's first model, recording robust
+accuracy after each epoch (PGD-40, step 0.01, on N test images), runs the suite, and prints the
+comparison at the largest ε: accuracies, feature consistency under PGD, training minutes and
+the guard's verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustinv import load_suite, run_suite
+from robustinv.data import load_dataset
+from robustinv.models import prepare_model
+from robustinv.paths import cache_dir
+from robustinv.records import ResultRow
+from robustinv.report import write_run
+from robustinv.runtime import resolve_device
+from robustinv.training.inner import linf_pgd, uniform_start
+
+HERE = Path(__file__).resolve().parent
+log = logging.getLogger("robustinv.benchmarks")
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+class Curve:
+    """Clean and PGD-40 accuracy after every epoch, on fixed test images."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
+        self.x, self.y, self.eps = x, y, eps
+        self.points: list[tuple[int, float, float]] = []
+
+    def __call__(self, epoch: int, model: nn.Module) -> None:
+        torch.manual_seed(epoch)
+        x_adv = linf_pgd(model, self.x, lambda logits: F.cross_entropy(logits, self.y), eps=self.eps, steps=40,
+                         step_size=0.01, start=uniform_start(self.x, self.eps))
+        with torch.no_grad():
+            model.eval()
+            clean = float((model(self.x).argmax(1) == self.y).double().mean())
+            robust = float(((model(x_adv).argmax(1) == self.y) & (model(self.x).argmax(1) == self.y)).double().mean())
+            model.train()
+        self.points.append((epoch, clean, robust))
+        log.info("  epoch %d: clean %s, PGD-40 %s (ε=%g, %d test images)", epoch, pct(clean), pct(robust),
+                 self.eps, len(self.y))
+
+
+def comparison(rows: list[ResultRow], eps: float) -> str:
+    header = (f"{'defense':16} {'clean':>7} {'FGSM':>7} {'PGD-40':>7} {'guard':>7} {'transfer':>8} {'inversion':>9} "
+              f"{'feat cos':>8} {'train min':>9}  flags")
+    lines = [f"ε = {eps:g}", header, "-" * len(header)]
+    for defense in dict.fromkeys(r.defense for r in rows):
+        at = {r.attack: r for r in rows if r.defense == defense and r.eps == eps}
+        pgd, guard, transfer, inversion = (at.get(k) for k in ("pgd", "pgd-guard", "pgd-transfer", "inversion"))
+        any_row = pgd or next(iter(at.values()))
+        flags = sorted({f for r in at.values() for f in r.flags})
+        lines.append(
+            f"{defense:16} {pct(any_row.clean_acc):>7} {pct(at['fgsm'].robust_acc if 'fgsm' in at else None):>7} "
+            f"{pct(pgd.robust_acc if pgd else None):>7} {pct(guard.robust_acc if guard else None):>7} "
+            f"{pct(transfer.robust_acc if transfer else None):>8} "
+            f"{pct(inversion.robust_acc if inversion else None):>9} "
+            f"{(f'{pgd.feature_consistency:.3f}' if pgd else '-'):>8} {any_row.model_train_seconds / 60:>9.1f}  "
+            f"{','.join(flags) or '-'}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("suite", nargs="?", type=Path, default=HERE / "defenses.toml")
+    parser.add_argument("--out", type=Path, help="also write results.csv / results.json there")
+    parser.add_argument("--curve-n", type=int, default=500, help="test images for the per-epoch curve")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("art").setLevel(logging.WARNING)
+
+    suite = load_suite(args.suite)
+    base_dir = args.suite.resolve().parent
+    dataset = load_dataset(suite.dataset.name, suite.dataset.root, download=suite.dataset.download)
+    spec = suite.models[0]
+    device = resolve_device(suite.device.value)
+    curves = {}
+    for defense in spec.defenses:
+        curve = Curve(dataset.x_test[: args.curve_n].to(device), dataset.y_test[: args.curve_n].to(device),
+                      spec.adversarial.eps)
+        prepare_model(spec, dataset, seed=suite.seed, device=device, cache_dir=suite.cache_dir or cache_dir(),
+                      base_dir=base_dir, defense=defense, on_epoch=curve)
+        curves[defense] = curve.points
+
+    result = run_suite(suite, base_dir=base_dir)
+    if args.out:
+        write_run(result, suite, args.out)
+    rows = [r for r in result.rows if r.model == spec.name]
+    print(f"{spec.name} on {result.info.dataset}, n={rows[0].n} ({result.info.device}, seed {result.info.seed})")
+    print(comparison(rows, max(r.eps for r in rows)))
+    print("\nrobust accuracy per epoch (PGD-40, step 0.01, first training run only; cached models have none):")
+    for defense, points in curves.items():
+        if points:
+            print(f"  {defense:16} " + "  ".join(f"e{e}: {pct(c)}/{pct(r)}" for e, c, r in points))
+    for r in rows:
+        findings = r.config.get("findings")
+        if findings:
+            print(f"guard, {r.defense}: " + "; ".join(findings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Defended references: loss terms, the inner attack, the training loop, the masking guard."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from robustinv.attacks import build_attack
+from robustinv.data import Dataset
+from robustinv.errors import RobustinvError
+from robustinv.guard import GuardConfig, GuardEvidence, masking_findings
+from robustinv.metrics import feature_consistency, robust_accuracy
+from robustinv.models import ModelSpec, prepare_model
+from robustinv.models.zoo import smallcnn
+from robustinv.runner import run_suite
+from robustinv.runtime import predict_logits
+from robustinv.sanity import Flag
+from robustinv.suite import load_suite
+from robustinv.training import AdversarialRecipe, TrainRecipe, train
+from robustinv.training.inner import linf_pgd, uniform_start
+from robustinv.training.loop import warmed_up_eps
+from robustinv.training.losses import consistency_term, trades_kl
+
+from conftest import TINY_SUITE, write_suite
+from test_cli import invoke
+
+ADVERSARIAL = AdversarialRecipe(epochs=6, batch_size=64, lr=3e-3, eps=0.2, steps=3)
+
+
+def test_consistency_term_is_zero_when_features_match_and_squared_l2_otherwise() -> None:
+    phi = torch.randn(5, 7)
+    assert consistency_term(phi, phi.clone()) == 0
+    other = phi.clone()
+    other[:, 0] += 2.0  # every row moves by 2 in one coordinate: squared distance 4
+    assert consistency_term(phi, other).item() == pytest.approx(4.0)
+
+
+def test_trades_kl_is_zero_for_equal_outputs_and_positive_otherwise() -> None:
+    logits = torch.randn(4, 10)
+    assert trades_kl(logits, logits.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    assert trades_kl(logits, logits.flip(1)).item() > 0.1
+
+
+def test_feature_consistency_metric() -> None:
+    phi = torch.rand(6, 5) + 0.1
+    assert feature_consistency(phi, 3 * phi) == pytest.approx(1.0)
+    assert feature_consistency(phi, -phi) == pytest.approx(-1.0)
+
+
+def test_inner_pgd_stays_in_the_ball_and_raises_the_loss(digits: Dataset, digits_model: torch.nn.Module) -> None:
+    x, y = digits.x_test[:64], digits.y_test[:64]
+    eps = 0.1
+    x_adv = linf_pgd(digits_model, x, lambda logits: F.cross_entropy(logits, y), eps=eps, steps=5, step_size=0.03,
+                     start=uniform_start(x, eps))
+    assert (x_adv - x).abs().max() <= eps + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    with torch.no_grad():
+        assert F.cross_entropy(digits_model(x_adv), y) > F.cross_entropy(digits_model(x), y)
+    assert all(p.requires_grad for p in digits_model.parameters()), "parameters must be unfrozen afterwards"
+
+
+def test_eps_warms_up_linearly_then_stays() -> None:
+    recipe = AdversarialRecipe(eps=0.3, warmup=0.5)
+    assert warmed_up_eps(recipe, 0, 100) == pytest.approx(0.3 / 50)
+    assert warmed_up_eps(recipe, 24, 100) == pytest.approx(0.15)
+    assert warmed_up_eps(recipe, 80, 100) == pytest.approx(0.3)
+    assert warmed_up_eps(AdversarialRecipe(eps=0.3, warmup=0), 0, 100) == pytest.approx(0.3)
+
+
+def test_default_inner_step_sizes() -> None:
+    assert AdversarialRecipe(steps=3).inner_step_size(0.3) == pytest.approx(0.25)
+    fgsm = AdversarialRecipe(inner="fgsm_rs")
+    assert fgsm.inner_steps == 1 and fgsm.inner_step_size(0.3) == pytest.approx(0.375)
+
+
+def _pgd_robust(model: torch.nn.Module, digits: Dataset, eps: float) -> float:
+    attack = build_attack({"name": "pgd", "eps": [eps], "steps": 20, "step_size": eps / 8})
+    x, y = digits.x_test, digits.y_test
+    out = attack.run(model, x, y, eps, seed=0)
+    return robust_accuracy(predict_logits(model, x).argmax(1), predict_logits(model, out.x_adv).argmax(1), y)
+
+
+def test_consistency_training_beats_standard_under_pgd(digits: Dataset, digits_model: torch.nn.Module) -> None:
+    defended = smallcnn(digits.input_shape, digits.num_classes)
+    train(defended, digits.x_train, digits.y_train, ADVERSARIAL, defense="consistency_at", seed=0)
+    standard, robust = _pgd_robust(digits_model, digits, 0.2), _pgd_robust(defended, digits, 0.2)
+    assert robust > standard + 0.2, (standard, robust)
+
+
+@pytest.mark.parametrize("defense", ["pgd_at", "trades"])
+def test_every_adversarial_defense_trains_to_a_usable_model(digits: Dataset, defense: str) -> None:
+    model = smallcnn(digits.input_shape, digits.num_classes)
+    recipe = ADVERSARIAL.model_copy(update={"epochs": 2})
+    seconds = train(model, digits.x_train, digits.y_train, recipe, defense=defense, seed=0)
+    clean = float((predict_logits(model, digits.x_test).argmax(1) == digits.y_test).double().mean())
+    assert seconds > 0 and clean > 0.3, clean
+
+
+def test_adversarial_defense_needs_an_adversarial_recipe(digits: Dataset) -> None:
+    model = smallcnn(digits.input_shape, digits.num_classes)
+    with pytest.raises(RobustinvError, match="needs an adversarial recipe"):
+        train(model, digits.x_train, digits.y_train, TrainRecipe(epochs=1), defense="pgd_at", seed=0)
+
+
+def test_defended_models_are_cached_apart_from_the_standard_one(digits: Dataset, tmp_path: Path) -> None:
+    spec = ModelSpec(name="smallcnn", train=TrainRecipe(epochs=1), defenses=["standard", "pgd_at"],
+                     adversarial=AdversarialRecipe(epochs=1, eps=0.1, steps=1))
+    args = {"seed": 0, "device": torch.device("cpu"), "cache_dir": tmp_path}
+    first = prepare_model(spec, digits, defense="pgd_at", **args)  # type: ignore[arg-type]
+    again = prepare_model(spec, digits, defense="pgd_at", **args)  # type: ignore[arg-type]
+    standard = prepare_model(spec, digits, **args)  # type: ignore[arg-type]
+    assert (first.source, again.source, standard.source) == ("trained", "cache", "trained")
+    assert first.fingerprint == again.fingerprint != standard.fingerprint
+    assert first.label == "smallcnn[pgd_at]" and standard.label == "smallcnn"
+
+
+def _with_model_keys(keys: str) -> str:
+    return TINY_SUITE.replace('name = "smallcnn"\n', f'name = "smallcnn"\n{keys}\n', 1)
+
+
+def _with_adversarial(table: str) -> str:
+    """The tiny suite with a `[models.adversarial]` table for its model (before the first attack)."""
+    return TINY_SUITE.replace("\n[[attacks]]", f"\n[models.adversarial]\n{table}\n\n[[attacks]]", 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_with_adversarial("consistency_weight = -1"), "models[0].adversarial.consistency_weight"),
+        (_with_adversarial("trades_beta = -0.5"), "models[0].adversarial.trades_beta"),
+        (_with_model_keys('defenses = ["standard", "madry"]'), "unknown defense 'madry'; valid defenses: consistency_at"),
+        (_with_adversarial("eps = 1.5"), "models[0].adversarial.eps"),
+        (_with_adversarial("eps = 0"), "models[0].adversarial.eps"),
+        (_with_adversarial('inner = "cw"'), "models[0].adversarial.inner"),
+        (_with_adversarial("lamda = 1"), "unknown key"),
+    ],
+)
+def test_bad_defense_config_is_a_clear_suite_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write_suite(tmp_path, text)
+    code, stdout, stderr = invoke("run", str(path), "--out", str(tmp_path / "out"))
+    assert code == 2 and message in stderr and str(path) in stderr, stderr
+    assert "Traceback" not in stdout + stderr and not (tmp_path / "out").exists()
+
+
+def test_torchscript_models_take_no_trained_defenses(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="takes only defenses"):
+        ModelSpec(name="ts", torchscript=tmp_path / "m.ts", defenses=["standard", "trades"])
+
+
+# The masking guard --------------------------------------------------------------------------
+
+def _evidence(**changes: object) -> GuardEvidence:
+    base: dict[str, object] = {"eps": 0.3, "pgd_acc": 0.05, "pgd_acc_subset": 0.05, "strong_acc_subset": 0.05}
+    return GuardEvidence(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_guard_findings_rule_by_rule() -> None:
+    config = GuardConfig()
+    assert masking_findings(_evidence(), config) == []
+    assert masking_findings(_evidence(fgsm_vs_pgd={0.3: (0.02, 0.05)}), config)[0].startswith("FGSM beats PGD")
+    assert masking_findings(_evidence(fgsm_vs_pgd={0.3: (0.05, 0.05)}), config) == []
+    assert "lower accuracy by 2.0 points" in masking_findings(_evidence(strong_acc_subset=0.03), config)[0]
+    assert masking_findings(_evidence(strong_acc_subset=0.045), config) == []  # within 1 point
+    robust = {"pgd_acc": 0.6, "pgd_acc_subset": 0.6, "strong_acc_subset": 0.6}
+    assert "inversion leaves 20.0%" in masking_findings(_evidence(**robust, others={"inversion": 0.2}), config)[0]
+    assert masking_findings(_evidence(**robust, others={"inversion": 0.55}), config) == []
+    # below the floor, a stronger black-box result is expected, not suspicious
+    assert masking_findings(_evidence(others={"transfer": 0.0}), config) == []
+
+
+MASKED_MODULE = '''
+import torch
+from torch import nn
+from robustinv.models.zoo import smallcnn
+
+
+class Quantized(nn.Module):
+    """Rounds its input to quarter steps first: zero input gradient almost everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = smallcnn((1, 8, 8), 10)
+
+    def forward(self, x):
+        return self.net(torch.round(x * 4) / 4)
+
+
+def build():
+    return Quantized()
+'''
+
+GUARD_SUITE = """
+name = "guard"
+seed = 0
+
+[dataset]
+name = "digits"
+n_eval = 120
+
+[[models]]
+name = "honest"
+arch = "smallcnn"
+
+[models.train]
+epochs = 8
+batch_size = 64
+lr = 0.002
+
+[[models]]
+name = "masked"
+arch = "maskednet:build"
+
+[models.train]
+epochs = 8
+batch_size = 64
+lr = 0.002
+
+[[attacks]]
+name = "fgsm"
+eps = [0.1, 0.3]
+
+[[attacks]]
+name = "pgd"
+eps = [0.1, 0.3]
+steps = 20
+step_size = 0.05
+
+[guard]
+models = "all"
+n = 60
+"""
+
+
+def test_guard_flags_a_gradient_masked_model_and_not_an_honest_one(tmp_path: Path) -> None:
+    (tmp_path / "maskednet.py").write_text(MASKED_MODULE)
+    path = write_suite(tmp_path, GUARD_SUITE)
+    result = run_suite(load_suite(path), base_dir=tmp_path)
+    by = {(r.model, r.attack, r.eps): r for r in result.rows}
+    honest_pgd, masked_pgd = by[("honest", "pgd", 0.3)], by[("masked", "pgd", 0.3)]
+    assert honest_pgd.robust_acc < 0.1 and Flag.masking.value not in honest_pgd.flags
+    assert not any(Flag.masking.value in r.flags for r in result.rows if r.model == "honest")
+    assert masked_pgd.robust_acc > 0.5, "the masked model should look robust to white-box PGD"
+    assert Flag.masking.value in masked_pgd.flags
+    transfer = by[("masked", "pgd-transfer", 0.3)]
+    assert transfer.config["surrogate"] == "honest" and transfer.robust_acc < masked_pgd.robust_acc - 0.1
+    guard = by[("masked", "pgd-guard", 0.3)]
+    assert guard.n == 60 and guard.config["steps"] == 80 and guard.config["restarts"] == 5
+    assert any("pgd-transfer leaves" in finding for finding in guard.config["findings"])
+    assert all(math.isfinite(r.feature_consistency) for r in result.rows)
