@@ -12,6 +12,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -21,10 +22,12 @@ import click
 
 import robustinv
 from robustinv.errors import RobustinvError
+from robustinv.records import GateVerdict
 from robustinv.registry import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_GATE_FAILED = 1
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -78,11 +81,21 @@ def list_command(kind: str) -> None:
 @click.argument("suite_path", metavar="[SUITE]", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
               help="Output folder (default: reports/<suite>-<timestamp>/).")
+@click.option("--gate", "policy_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Gate the results with this policy (exit 1 when a rule fails).")
+@click.option("--baseline", type=click.Path(path_type=Path, file_okay=False),
+              help="A previous run folder the policy's max_drop rules compare against.")
 @handle_errors
-def run_command(suite_path: Path | None, out: Path | None) -> None:
+def run_command(suite_path: Path | None, out: Path | None, policy_path: Path | None, baseline: Path | None) -> None:
     """Run a benchmark suite (default: the built-in quickstart on digits)."""
-    from robustinv.report import write_run
+    from robustinv.gate import load_policy
+    from robustinv.report import load_run, write_run
 
+    if baseline is not None and policy_path is None:
+        raise click.UsageError("--baseline needs --gate POLICY")
+    # Everything the gate needs is read before the first model trains: bad input fails fast.
+    policy = load_policy(policy_path) if policy_path is not None else None
+    baseline_run = load_run(baseline) if baseline is not None else None
     if suite_path is None:
         with as_file(files("robustinv") / "suites" / "quickstart.toml") as default:
             suite = robustinv.load_suite(default)
@@ -91,10 +104,74 @@ def run_command(suite_path: Path | None, out: Path | None) -> None:
         suite, base_dir = _load(suite_path)
     out = out or Path("reports") / f"{_safe_name(suite.name)}-{datetime.now():%Y%m%d-%H%M%S}"
     result = robustinv.run_suite(suite, base_dir=base_dir)
-    paths = write_run(result, suite, out)
+    verdict = None
+    if policy is not None:
+        from robustinv.gate import evaluate_gate
+
+        assert policy_path is not None
+        verdict = evaluate_gate(policy, result.rows, policy_name=str(policy_path),
+                                baseline=baseline_run.rows if baseline_run else None,
+                                baseline_name=str(baseline) if baseline else None)
+    paths = write_run(result, suite, out, verdict=verdict)
     click.echo(summary_table(result.rows))
     for path in paths:
         click.echo(f"wrote {path}")
+    _finish(out, verdict)
+
+
+@main.command("gate")
+@click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Gate policy (TOML with [[rules]]).")
+@click.option("--baseline", type=click.Path(path_type=Path, file_okay=False),
+              help="A previous run folder the policy's max_drop rules compare against.")
+@handle_errors
+def gate_command(run_dir: Path, policy_path: Path, baseline: Path | None) -> None:
+    """Gate a finished run: exit 0 when every rule passes, 1 when a `fail` rule fails.
+
+    Writes gate.json and junit.xml into DIR and re-renders report.html and summary.md.
+    """
+    from robustinv.gate import evaluate_gate, load_policy
+    from robustinv.report import load_run, render_reports
+    from robustinv.report.rundir import write_gate
+
+    policy = load_policy(policy_path)
+    run = load_run(run_dir)
+    baseline_run = load_run(baseline) if baseline is not None else None
+    verdict = evaluate_gate(policy, run.rows, policy_name=str(policy_path),
+                            baseline=baseline_run.rows if baseline_run else None,
+                            baseline_name=str(baseline) if baseline else None)
+    write_gate(verdict, run_dir)
+    for path in render_reports(replace(run, gate=verdict), run_dir):
+        click.echo(f"wrote {path}")
+    _finish(run_dir, verdict)
+
+
+@main.command("report")
+@click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@handle_errors
+def report_command(run_dir: Path) -> None:
+    """Re-render report.html, summary.md (and junit.xml) of a run folder from its stored records."""
+    from robustinv.report import load_run, render_reports
+
+    for path in render_reports(load_run(run_dir), run_dir):
+        click.echo(f"wrote {path}")
+
+
+def _finish(run_dir: Path, verdict: GateVerdict | None) -> None:
+    """Print the verdict (one line per rule on stderr), feed the CI step summary, exit 1 on a failed gate."""
+    from robustinv.report.markdown import append_step_summary
+
+    append_step_summary((run_dir / "summary.md").read_text(encoding="utf-8"))
+    if verdict is None:
+        return
+    for outcome in verdict.outcomes:
+        status = "pass" if outcome.passed else outcome.level.value
+        click.echo(f"gate {status.upper()}: {outcome.rule}: {outcome.reason}", err=True)
+    click.echo(f"gate: {'PASSED' if verdict.passed else 'FAILED'} ({len(verdict.failures)} failed, "
+               f"{len(verdict.warnings)} warnings, {len(verdict.outcomes)} rules)", err=True)
+    if not verdict.passed:
+        sys.exit(EXIT_GATE_FAILED)
 
 
 def _load(suite_path: Path) -> tuple[robustinv.Suite, Path]:

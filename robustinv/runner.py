@@ -27,12 +27,15 @@ from robustinv.models import PreparedModel, prepare_models
 from robustinv.paths import cache_dir
 from robustinv.models.features import logits_and_features
 from robustinv.guard import GuardConfig, GuardEvidence, masking_findings
-from robustinv.records import ResultRow, TargetCell
+from robustinv.records import ResultRow, SampleGrid, TargetCell
 from robustinv.runtime import derive_seed, model_device, predict_logits, resolve_device
 from robustinv.sanity import Flag, check_rows
 from robustinv.suite import Suite, dump_suite
 
 log = logging.getLogger(__name__)
+
+SAMPLE_INPUTS = 8  # inputs shown per sample grid (the first of the eval set, the same for every grid)
+SAMPLE_DRAWS = 8  # candidates shown per input for attacks that make several
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class RunResult:
     info: RunInfo
     rows: list[ResultRow]
     targets: list[TargetCell] = field(default_factory=list)
+    grids: list[SampleGrid] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class _Evaluated:
     clean_features: torch.Tensor | None
     x_adv: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict)  # (attack, ε) → worst case
     rows: list[ResultRow] = field(default_factory=list)
+    grids: list[SampleGrid] = field(default_factory=list)
 
 
 def run_suite(suite: Suite, *, base_dir: Path | None = None) -> RunResult:
@@ -98,13 +103,17 @@ def run_suite(suite: Suite, *, base_dir: Path | None = None) -> RunResult:
     for model in models:
         clean_pred, clean_features = _logits_features(model, x, suite.eval_batch_size)
         state = _Evaluated(model, clean_pred.argmax(1), clean_features)
+        state.grids.append(sample_grid(model, "clean", 0.0, x[None, :SAMPLE_INPUTS], y))
         log.info("model %s: clean accuracy %.2f%%", model.label, 100 * metrics.accuracy(state.clean_pred, y))
         for attack in attacks:
             for eps in attack.config.eps:
-                row, cells, x_adv = cell.attack(state, attack, eps)
-                state.rows.append(row)
-                state.x_adv[(row.attack, eps)] = x_adv
-                targets.extend(cells)
+                outcome = cell.attack(state, attack, eps)
+                state.rows.append(outcome.row)
+                state.x_adv[(outcome.row.attack, eps)] = outcome.x_adv
+                targets.extend(outcome.targets)
+                if eps == max(attack.config.eps):
+                    samples = outcome.samples[:SAMPLE_DRAWS, :SAMPLE_INPUTS]
+                    state.grids.append(sample_grid(model, outcome.row.attack, eps, samples, y))
         evaluated.append(state)
     rows = [row for state in evaluated for row in guarded_rows(cell, state, evaluated, suite.guard)]
     finished = datetime.now(timezone.utc)
@@ -113,7 +122,31 @@ def run_suite(suite: Suite, *, base_dir: Path | None = None) -> RunResult:
         started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
         dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, n_eval=len(y), versions=versions(),
     )
-    return RunResult(info, check_rows(rows), targets)
+    grids = [grid for state in evaluated for grid in state.grids]
+    return RunResult(info, check_rows(rows), targets, grids)
+
+
+@torch.no_grad()
+def sample_grid(model: PreparedModel, attack: str, eps: float, samples: torch.Tensor, y: torch.Tensor) -> SampleGrid:
+    """What the model says about a few example images, (draws, inputs, C, H, W), for the report."""
+    draws, n = samples.shape[:2]
+    probabilities = predict_logits(model.module, samples.flatten(0, 1)).softmax(1).view(draws, n, -1)
+    confidence, prediction = probabilities.max(2)
+    return SampleGrid(
+        model=model.name, defense=model.defense, attack=attack, eps=eps,
+        true_labels=tuple(int(v) for v in y[:n]),
+        predictions=tuple(tuple(int(v) for v in draw) for draw in prediction),
+        confidences=tuple(tuple(round(float(v), 6) for v in draw) for draw in confidence),
+        images=(samples.clamp(0, 1) * 255).round().to(torch.uint8),
+    )
+
+
+@dataclass(frozen=True)
+class _CellOutcome:
+    row: ResultRow
+    targets: list[TargetCell]
+    x_adv: torch.Tensor  # the worst case per input
+    samples: torch.Tensor  # every candidate, (k, N, C, H, W)
 
 
 @dataclass(frozen=True)
@@ -128,8 +161,8 @@ class _CellRunner:
     cache: Path
 
     def attack(self, state: _Evaluated, attack: Attack, eps: float, *, n: int | None = None,
-               label: str | None = None) -> tuple[ResultRow, list[TargetCell], torch.Tensor]:
-        """Attack the first `n` inputs (all by default); returns the row, target cells and worst cases."""
+               label: str | None = None) -> _CellOutcome:
+        """Attack the first `n` inputs (all by default): the row, target cells, worst cases and candidates."""
         model, config = state.model, attack.config
         label = label or config.display_name
         seed = derive_seed(self.suite.seed, model.name, model.defense, label, eps)
@@ -151,7 +184,8 @@ class _CellRunner:
             target_success=metrics.target_success(sample_pred, output.targets)
             if output.targets is not None else math.nan,
         )
-        return row, _target_cells(row, y, sample_pred, output.targets, self.dataset.num_classes), output.x_adv
+        cells = _target_cells(row, y, sample_pred, output.targets, self.dataset.num_classes)
+        return _CellOutcome(row, cells, output.x_adv, output.samples)
 
     def row(self, state: _Evaluated, label: str, config: dict[str, Any], eps: float, x_adv: torch.Tensor, *,
             n: int | None = None, seconds: float = 0.0, **extra: Any) -> ResultRow:
@@ -202,12 +236,13 @@ def guarded_rows(
     reference = max(pgd_rows, key=lambda r: r.eps)  # the suite's PGD at its largest ε
     suite_pgd = next(a for a in cell.suite.attacks if a.display_name == reference.attack)
     assert isinstance(suite_pgd, PgdConfig)
-    strong = suite_pgd.model_copy(update={
+    strong_config = suite_pgd.model_copy(update={
         "eps": [reference.eps], "label": f"{reference.attack}-guard", "steps": suite_pgd.steps * config.steps_factor,
         "restarts": config.restarts, "random_start": True,
     })
     n = min(config.n, len(cell.y))
-    strong_row, _, strong_adv = cell.attack(state, Pgd(strong), reference.eps, n=n, label=strong.display_name)
+    strong = cell.attack(state, Pgd(strong_config), reference.eps, n=n, label=strong_config.display_name)
+    strong_row, strong_adv = strong.row, strong.x_adv
     survived = _robust_mask(state, state.x_adv[(reference.attack, reference.eps)], cell.y)[:n]
     survived_strong = survived & _robust_mask(state, strong_adv, cell.y[:n])
     evidence_others = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import sys
 from enum import Enum
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +109,20 @@ def _known_keys() -> set[str]:
     return {key for model in models for key in model.model_fields}
 
 
-def format_validation_error(where: str, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
-    """One line: `file: key.path: problem`, plus a count of further problems."""
+def format_validation_error(
+    where: str, exc: ValidationError, prefix: tuple[Any, ...] = (), known_keys: Collection[str] | None = None
+) -> str:
+    """One line: `file: key.path: problem`, plus a count of further problems.
+
+    An unknown key gets the closest of `known_keys` (default: every suite key) as a suggestion.
+    """
     errors = exc.errors()
     first = errors[0]
     loc = (*prefix, *first["loc"])
     key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "(top level)"
     message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        close = difflib.get_close_matches(str(loc[-1]), known_keys or _known_keys(), n=1)
         message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
     elif first["type"] == "missing":
         message = "missing key"

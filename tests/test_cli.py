@@ -48,7 +48,10 @@ def test_run_writes_results(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, stdout, _ = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(out))
     assert code == 0
-    assert {p.name for p in out.iterdir()} == {"results.csv", "results.json", "suite.resolved.toml"}
+    assert {p.name for p in out.iterdir()} == {
+        "results.csv", "results.json", "suite.resolved.toml", "samples.json", "samples.safetensors", "report.html",
+        "summary.md",
+    }
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert set(REQUIRED_COLUMNS) <= set(rows[0])
