@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import pickle
+import pickletools
 import re
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,15 @@ def state_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_write(path: Path, write: Any) -> None:
     """Call `write(tmp_path)`, then rename onto `path`: readers see the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +57,7 @@ def atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -85,11 +97,12 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        unsafe = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
-        if unsafe is None:
+        if "Weights only load failed" not in str(exc) or not _is_pickle_stream(path):
             raise ModelError(f"cannot read weights file {path} (corrupt or truncated?)") from None
+        unsafe = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+        needs = f" ({unsafe.group(1)})" if unsafe else ""
         raise ModelError(
-            f"refusing to load {path}: it needs arbitrary unpickling ({unsafe.group(1)}), which can run code. "
+            f"refusing to load {path}: it needs arbitrary unpickling{needs}, which can run code. "
             "Re-save it as a plain state dict (torch.save(model.state_dict(), path)) or as safetensors"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
@@ -99,6 +112,26 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
         raise ModelError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
     return dict(loaded)
+
+
+def _is_pickle_stream(path: Path) -> bool:
+    """Whether the file (or torch.save's zip member data.pkl) parses as pickle opcodes.
+
+    `pickletools` only reads the opcodes, it executes none: a complete, well-formed pickle that
+    the safe loader refused is an unsafe one, anything else is damaged.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                member = next(name for name in archive.namelist() if name.endswith("data.pkl"))
+                data = archive.read(member)
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+    except Exception:  # any parse failure means: not a (complete) pickle
+        return False
+    return True
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,7 +1,12 @@
-"""Run a suite: load the data, prepare every model, attack every (model, attack, ε) cell.
+"""Run a suite: load the data, prepare every model, attack every (model, attack, ε) cell, guard the results.
 
 Everything that can fail on bad input (data, models, shapes, ε ranges) is checked before the
 first attack runs, so a broken suite fails fast and leaves nothing behind.
+
+With a results store (`robustinv.store`) each cell is committed the moment it finishes, and
+running the same suite into the same output folder again resumes: cells the store holds are
+loaded, the others computed. Every cell seeds itself from the suite seed and its own
+coordinates, so a resumed run returns the rows an uninterrupted one would (timing aside).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -23,13 +29,14 @@ from robustinv.attacks.pgd import Pgd, PgdConfig
 from robustinv.checkpoints import content_key
 from robustinv.data import Dataset, load_dataset
 from robustinv.errors import ModelError, RobustinvError
+from robustinv.guard import GuardEvidence, masking_findings
 from robustinv.models import PreparedModel, prepare_models
-from robustinv.paths import cache_dir
 from robustinv.models.features import logits_and_features
-from robustinv.guard import GuardConfig, GuardEvidence, masking_findings
+from robustinv.paths import cache_dir
 from robustinv.records import ResultRow, SampleGrid, TargetCell
 from robustinv.runtime import derive_seed, model_device, predict_logits, resolve_device
 from robustinv.sanity import Flag, check_rows
+from robustinv.store import CellKind, CellResult, ModelRecord, RunStatus, Store
 from robustinv.suite import Suite, dump_suite
 
 log = logging.getLogger(__name__)
@@ -60,27 +67,24 @@ class RunResult:
     rows: list[ResultRow]
     targets: list[TargetCell] = field(default_factory=list)
     grids: list[SampleGrid] = field(default_factory=list)
+    computed: int = 0  # cells computed by this call
+    reused: int = 0  # cells loaded from the results store, finished by an earlier attempt of the run
 
 
-@dataclass
-class _Evaluated:
-    """A prepared model with its clean predictions and features, and the adversarial inputs of its cells."""
-
-    model: PreparedModel
-    clean_pred: torch.Tensor
-    clean_features: torch.Tensor | None
-    x_adv: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict)  # (attack, ε) → worst case
-    rows: list[ResultRow] = field(default_factory=list)
-    grids: list[SampleGrid] = field(default_factory=list)
-
-
-def run_suite(suite: Suite, *, base_dir: Path | None = None) -> RunResult:
+def run_suite(
+    suite: Suite, *, base_dir: Path | None = None, store: Store | None = None, out_dir: Path | None = None
+) -> RunResult:
     """Evaluate every (model, defense) of the suite under every attack and ε, then guard them.
 
     Rows come back sanity-checked; guarded models get their guard rows and `masking?` flags.
+    With a `store`, each finished cell is committed to it, its tensors written under `out_dir`
+    (required then), and an earlier run of the same resolved suite into the same `out_dir` is
+    resumed under its run_id. Ctrl-C marks the run interrupted in the store and propagates.
     """
+    if store is not None and out_dir is None:
+        raise ValueError("run_suite: a results store needs out_dir, the folder its cell artifacts go to")
     started = datetime.now(timezone.utc)
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{content_key({'suite': dump_suite(suite)})[:6]}"
+    suite_key = content_key({"suite": dump_suite(suite)})
     device = resolve_device(suite.device.value)
     dataset = load_dataset(suite.dataset.name, suite.dataset.root, download=suite.dataset.download)
     check_eps_fits(suite.attacks, dataset)
@@ -98,32 +102,33 @@ def run_suite(suite: Suite, *, base_dir: Path | None = None) -> RunResult:
         for attack in attacks:
             attack.validate(model.module, dataset.input_shape, model_name=model.name)
 
-    cell = _CellRunner(run_id, suite, dataset, x, y, cache)
-    evaluated, targets = [], []
-    for model in models:
-        clean_pred, clean_features = _logits_features(model, x, suite.eval_batch_size)
-        state = _Evaluated(model, clean_pred.argmax(1), clean_features)
-        state.grids.append(sample_grid(model, "clean", 0.0, x[None, :SAMPLE_INPUTS], y))
-        log.info("model %s: clean accuracy %.2f%%", model.label, 100 * metrics.accuracy(state.clean_pred, y))
-        for attack in attacks:
-            for eps in attack.config.eps:
-                outcome = cell.attack(state, attack, eps)
-                state.rows.append(outcome.row)
-                state.x_adv[(outcome.row.attack, eps)] = outcome.x_adv
-                targets.extend(outcome.targets)
-                if eps == max(attack.config.eps):
-                    samples = outcome.samples[:SAMPLE_DRAWS, :SAMPLE_INPUTS]
-                    state.grids.append(sample_grid(model, outcome.row.attack, eps, samples, y))
-        evaluated.append(state)
-    rows = [row for state in evaluated for row in guarded_rows(cell, state, evaluated, suite.guard)]
+    journal = _Journal(f"{started:%Y%m%dT%H%M%SZ}-{suite_key[:6]}", started.isoformat(timespec="seconds"))
+    found_versions = versions()
+    guard = _guard_plan(suite, models, len(y))
+    cells = _CellRunner(journal, suite, dataset, x, y, cache, device, found_versions, guard)
+    if store is not None:
+        assert out_dir is not None
+        models = journal.open(store, suite_name=suite.name, suite_key=suite_key, out_dir=out_dir, models=models,
+                              planned=cells.plan(models, attacks))
+    try:
+        evaluated = [_evaluate(cells, model, attacks) for model in models]
+        rows = [row for state in evaluated for row in guarded_rows(cells, state, evaluated)]
+    except KeyboardInterrupt:
+        journal.stop(RunStatus.interrupted)
+        raise
+    except BaseException:
+        journal.stop(RunStatus.failed)
+        raise
+    journal.stop(RunStatus.finished)
     finished = datetime.now(timezone.utc)
     info = RunInfo(
-        run_id=run_id, suite=suite.name, seed=suite.seed, device=str(device),
-        started=started.isoformat(timespec="seconds"), finished=finished.isoformat(timespec="seconds"),
-        dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, n_eval=len(y), versions=versions(),
+        run_id=journal.run_id, suite=suite.name, seed=suite.seed, device=str(device),
+        started=journal.started, finished=finished.isoformat(timespec="seconds"),
+        dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, n_eval=len(y), versions=found_versions,
     )
+    targets = [cell for state in evaluated for cell in state.targets]
     grids = [grid for state in evaluated for grid in state.grids]
-    return RunResult(info, check_rows(rows), targets, grids)
+    return RunResult(info, check_rows(rows), targets, grids, computed=journal.computed, reused=journal.reused)
 
 
 @torch.no_grad()
@@ -141,31 +146,208 @@ def sample_grid(model: PreparedModel, attack: str, eps: float, samples: torch.Te
     )
 
 
+@dataclass
+class _Journal:
+    """Which cells of this run are done: a stored cell is loaded, any other computed and committed.
+
+    Without a store every cell is computed and nothing is kept.
+    """
+
+    run_id: str
+    started: str
+    store: Store | None = None
+    done: frozenset[str] = frozenset()
+    computed: int = 0
+    reused: int = 0
+
+    def open(self, store: Store, *, suite_name: str, suite_key: str, out_dir: Path, models: list[PreparedModel],
+             planned: list[str]) -> list[PreparedModel]:
+        """Record the run in the store, or resume its earlier attempt; returns the models as the run first got them."""
+        run, resumed = store.open_run(run_id=self.run_id, suite=suite_name, suite_key=suite_key, out_dir=out_dir,
+                                      started=self.started)
+        self.store, self.run_id, self.started = store, run.run_id, run.started
+        self.done = store.finished_cells(run.run_id) & frozenset(planned)
+        if resumed:
+            log.info("resuming run %s: %d of %d cells already done", run.run_id, len(self.done), len(set(planned)))
+        return [_as_first_recorded(store, run.run_id, model) for model in models]
+
+    def cell(self, key: str, kind: CellKind, compute: Callable[[], CellResult]) -> CellResult:
+        if self.store is not None and key in self.done:
+            stored = self.store.load_cell(self.run_id, key)
+            if stored is not None:
+                log.debug("cell %s (%s %s ε=%g): loaded from the store", key, stored.row.model, stored.row.attack,
+                          stored.row.eps)
+                self.reused += 1
+                return stored
+        result = compute()
+        if self.store is not None:
+            self.store.commit_cell(self.run_id, key, kind, result)
+        self.computed += 1
+        return result
+
+    def stop(self, status: RunStatus) -> None:
+        """Record how the run ended; committed cells stay for a resume."""
+        if self.store is None:
+            return
+        self.store.finish_run(self.run_id, status)
+        if status is not RunStatus.finished:
+            log.warning("run %s %s with %d cells stored in %s; run the same suite into the same folder to resume",
+                        self.run_id, status.value, len(self.store.finished_cells(self.run_id)), self.store.path)
+
+
+def _as_first_recorded(store: Store, run_id: str, model: PreparedModel) -> PreparedModel:
+    """The model with the provenance (trained or cached, training time) of the run's first attempt."""
+    recorded = store.record_model(
+        run_id, ModelRecord(model.name, model.defense, model.fingerprint, model.source, model.train_seconds)
+    )
+    return replace(model, source=recorded.source, train_seconds=recorded.train_seconds)
+
+
 @dataclass(frozen=True)
-class _CellOutcome:
-    row: ResultRow
-    targets: list[TargetCell]
-    x_adv: torch.Tensor  # the worst case per input
-    samples: torch.Tensor  # every candidate, (k, N, C, H, W)
+class _GuardPlan:
+    """What the guard attacks: the suite's Linf PGD at its largest ε, again with more steps and restarts."""
+
+    suite_pgd: PgdConfig
+    eps: float
+    strong: Pgd
+    n: int  # the first n inputs
+
+
+def _guard_plan(suite: Suite, models: list[PreparedModel], n_eval: int) -> _GuardPlan | None:
+    """None when no model is guarded or the suite has no Linf PGD to check."""
+    config = suite.guard
+    pgds = [a for a in suite.attacks if a.name == "pgd" and a.norm is Norm.linf]
+    if not pgds or not any(config.applies_to(model.defense) for model in models):
+        return None
+    suite_pgd = max(pgds, key=lambda a: max(a.eps))  # the first of them with the largest ε
+    assert isinstance(suite_pgd, PgdConfig)
+    eps = max(suite_pgd.eps)
+    strong = suite_pgd.model_copy(update={
+        "eps": [eps], "label": f"{suite_pgd.display_name}-guard", "steps": suite_pgd.steps * config.steps_factor,
+        "restarts": config.restarts, "random_start": True,
+    })
+    return _GuardPlan(suite_pgd, eps, Pgd(strong), min(config.n, n_eval))
+
+
+@dataclass
+class _Evaluated:
+    """A prepared model with its clean predictions and features, and what its cells produced."""
+
+    model: PreparedModel
+    clean_pred: torch.Tensor
+    clean_features: torch.Tensor | None
+    rows: list[ResultRow] = field(default_factory=list)
+    targets: list[TargetCell] = field(default_factory=list)
+    grids: list[SampleGrid] = field(default_factory=list)
+    reference_adv: torch.Tensor | None = None  # worst cases of the PGD cell the guard checks
+
+
+def _evaluate(cells: _CellRunner, model: PreparedModel, attacks: list[Attack]) -> _Evaluated:
+    """Clean predictions of one model, then every suite attack at every ε."""
+    clean_pred, clean_features = _logits_features(model, cells.x, cells.suite.eval_batch_size)
+    state = _Evaluated(model, clean_pred.argmax(1), clean_features)
+    state.grids.append(sample_grid(model, "clean", 0.0, cells.x[None, :SAMPLE_INPUTS], cells.y))
+    log.info("model %s: clean accuracy %.2f%%", model.label, 100 * metrics.accuracy(state.clean_pred, cells.y))
+    for attack in attacks:
+        for eps in attack.config.eps:
+            result = cells.attack(state, attack, eps)
+            state.rows.append(result.row)
+            state.targets.extend(result.targets)
+            if result.grid is not None:
+                state.grids.append(result.grid)
+            if result.x_adv is not None:
+                state.reference_adv = result.x_adv
+    return state
 
 
 @dataclass(frozen=True)
 class _CellRunner:
-    """Runs one attack at one ε on one model and turns the outcome into a row."""
+    """Runs the cells of a suite — an attack at one ε on one model, or a guard row — each into a row.
 
-    run_id: str
+    Every cell goes through the journal, which hands back a stored result when it has one. A
+    cell's key hashes everything that determines its result.
+    """
+
+    journal: _Journal
     suite: Suite
     dataset: Dataset
     x: torch.Tensor
     y: torch.Tensor
     cache: Path
+    device: torch.device
+    versions: dict[str, str]
+    guard: _GuardPlan | None
 
-    def attack(self, state: _Evaluated, attack: Attack, eps: float, *, n: int | None = None,
-               label: str | None = None) -> _CellOutcome:
-        """Attack the first `n` inputs (all by default): the row, target cells, worst cases and candidates."""
+    def plan(self, models: list[PreparedModel], attacks: list[Attack]) -> list[str]:
+        """The keys of every cell the run will produce."""
+        keys = [self._attack_key(m, a.config, eps) for m in models for a in attacks for eps in a.config.eps]
+        if self.guard is None:
+            return keys
+        for model in models:
+            if self.suite.guard.applies_to(model.defense):
+                keys.append(self._guard_key(model))
+                surrogate = _surrogate(model, models) if self.suite.guard.transfer else None
+                if surrogate is not None:
+                    keys.append(self._transfer_key(model, surrogate))
+        return keys
+
+    def attack(self, state: _Evaluated, attack: Attack, eps: float) -> CellResult:
+        """A suite attack at one ε; a grid at its largest ε, the worst cases when the guard checks them."""
+        config = attack.config
+        keep = self.guard is not None and (config.display_name, eps) == (self.guard.suite_pgd.display_name,
+                                                                         self.guard.eps)
+        return self.journal.cell(
+            self._attack_key(state.model, config, eps), CellKind.attack,
+            lambda: self._run(state, attack, eps, grid=eps == max(config.eps), keep_adv=keep),
+        )
+
+    def guard_attack(self, state: _Evaluated) -> CellResult:
+        """The guard's stronger PGD on the first inputs; its worst cases are kept for the evidence."""
+        guard = self.guard
+        assert guard is not None
+        return self.journal.cell(self._guard_key(state.model), CellKind.guard,
+                                 lambda: self._run(state, guard.strong, guard.eps, n=guard.n, keep_adv=True))
+
+    def transfer(self, state: _Evaluated, surrogate: _Evaluated, reference: ResultRow) -> CellResult:
+        """The surrogate's worst cases of the reference PGD, replayed against this model."""
+        def compute() -> CellResult:
+            assert surrogate.reference_adv is not None
+            config = {**reference.config, "name": "transfer", "surrogate": surrogate.model.label}
+            return CellResult(self.row(state, f"{reference.attack}-transfer", config, reference.eps,
+                                       surrogate.reference_adv))
+
+        return self.journal.cell(self._transfer_key(state.model, surrogate.model), CellKind.transfer, compute)
+
+    def _key(self, kind: CellKind, model: PreparedModel, **cell: Any) -> str:
+        return content_key({
+            "kind": kind.value, "dataset": self.dataset.fingerprint, "n_eval": len(self.y), "seed": self.suite.seed,
+            "eval_batch_size": self.suite.eval_batch_size, "device": str(self.device), "versions": self.versions,
+            "model": model.label, "model_fingerprint": model.fingerprint, **cell,
+        })
+
+    def _attack_key(self, model: PreparedModel, config: AttackConfig, eps: float, *, n: int | None = None,
+                    kind: CellKind = CellKind.attack) -> str:
+        label = config.display_name
+        return self._key(kind, model, attack=label, config=config.row_config(eps, self._seed(model, label, eps)), n=n)
+
+    def _guard_key(self, model: PreparedModel) -> str:
+        assert self.guard is not None
+        return self._attack_key(model, self.guard.strong.config, self.guard.eps, n=self.guard.n, kind=CellKind.guard)
+
+    def _transfer_key(self, model: PreparedModel, surrogate: PreparedModel) -> str:
+        assert self.guard is not None
+        return self._key(CellKind.transfer, model,
+                         crafted=self._attack_key(surrogate, self.guard.suite_pgd, self.guard.eps))
+
+    def _seed(self, model: PreparedModel, label: str, eps: float) -> int:
+        return derive_seed(self.suite.seed, model.name, model.defense, label, eps)
+
+    def _run(self, state: _Evaluated, attack: Attack, eps: float, *, n: int | None = None, grid: bool = False,
+             keep_adv: bool = False) -> CellResult:
+        """Attack the first `n` inputs (all by default) and measure the outcome."""
         model, config = state.model, attack.config
-        label = label or config.display_name
-        seed = derive_seed(self.suite.seed, model.name, model.defense, label, eps)
+        label = config.display_name
+        seed = self._seed(model, label, eps)
         context = AttackContext(
             x_train=self.dataset.x_train, y_train=self.dataset.y_train, num_classes=self.dataset.num_classes,
             model_name=model.label, model_fingerprint=model.fingerprint,
@@ -184,8 +366,12 @@ class _CellRunner:
             target_success=metrics.target_success(sample_pred, output.targets)
             if output.targets is not None else math.nan,
         )
-        cells = _target_cells(row, y, sample_pred, output.targets, self.dataset.num_classes)
-        return _CellOutcome(row, cells, output.x_adv, output.samples)
+        targets = _target_cells(row, y, sample_pred, output.targets, self.dataset.num_classes)
+        samples = output.samples[:SAMPLE_DRAWS, :SAMPLE_INPUTS]
+        return CellResult(
+            row, tuple(targets), sample_grid(model, label, eps, samples, self.y) if grid else None,
+            output.x_adv if keep_adv else None,
+        )
 
     def row(self, state: _Evaluated, label: str, config: dict[str, Any], eps: float, x_adv: torch.Tensor, *,
             n: int | None = None, seconds: float = 0.0, **extra: Any) -> ResultRow:
@@ -203,8 +389,8 @@ class _CellRunner:
             "diversity_cos": math.nan, "diversity_l2": math.nan, "target_success": math.nan,
         }
         row = ResultRow(
-            run_id=self.run_id, dataset=self.dataset.name, model=model.name, defense=model.defense, attack=label,
-            norm=str(config.get("norm", "linf")), eps=eps, n=len(y),
+            run_id=self.journal.run_id, dataset=self.dataset.name, model=model.name, defense=model.defense,
+            attack=label, norm=str(config.get("norm", "linf")), eps=eps, n=len(y),
             clean_acc=metrics.accuracy(clean_pred, y),
             robust_acc=metrics.robust_accuracy(clean_pred, adv_pred, y),
             success_rate=metrics.success_rate(clean_pred, adv_pred, y),
@@ -222,39 +408,28 @@ class _CellRunner:
         return row
 
 
-def guarded_rows(
-    cell: _CellRunner, state: _Evaluated, everyone: list[_Evaluated], config: GuardConfig
-) -> list[ResultRow]:
+def guarded_rows(cells: _CellRunner, state: _Evaluated, everyone: list[_Evaluated]) -> list[ResultRow]:
     """The model's rows, plus the guard's rows and `masking?` flags when the guard applies to it."""
-    rows = list(state.rows)
+    rows, config, guard = list(state.rows), cells.suite.guard, cells.guard
     if not config.applies_to(state.model.defense):
         return rows
-    pgd_rows = [r for r in rows if r.config.get("name") == "pgd" and r.norm == Norm.linf.value]
-    if not pgd_rows:
+    if guard is None:
         log.warning("guard: model %s has no Linf PGD rows to check; skipped", state.model.label)
         return rows
-    reference = max(pgd_rows, key=lambda r: r.eps)  # the suite's PGD at its largest ε
-    suite_pgd = next(a for a in cell.suite.attacks if a.display_name == reference.attack)
-    assert isinstance(suite_pgd, PgdConfig)
-    strong_config = suite_pgd.model_copy(update={
-        "eps": [reference.eps], "label": f"{reference.attack}-guard", "steps": suite_pgd.steps * config.steps_factor,
-        "restarts": config.restarts, "random_start": True,
-    })
-    n = min(config.n, len(cell.y))
-    strong = cell.attack(state, Pgd(strong_config), reference.eps, n=n, label=strong_config.display_name)
-    strong_row, strong_adv = strong.row, strong.x_adv
-    survived = _robust_mask(state, state.x_adv[(reference.attack, reference.eps)], cell.y)[:n]
-    survived_strong = survived & _robust_mask(state, strong_adv, cell.y[:n])
+    reference = next(r for r in rows if r.attack == guard.suite_pgd.display_name and r.eps == guard.eps)
+    strong = cells.guard_attack(state)
+    assert state.reference_adv is not None and strong.x_adv is not None
+    survived = _robust_mask(state, state.reference_adv, cells.y)[: guard.n]
+    survived_strong = survived & _robust_mask(state, strong.x_adv, cells.y[: guard.n])
     evidence_others = {
         r.attack: r.robust_acc for r in rows
         if r.eps == reference.eps and r.config.get("name") not in ("pgd", "fgsm")
     }
-    extra_rows = [strong_row]
-    surrogate = _surrogate(state, everyone) if config.transfer else None
-    if surrogate is not None and (reference.attack, reference.eps) in surrogate.x_adv:
-        transfer_config = {**reference.config, "name": "transfer", "surrogate": surrogate.model.label}
-        transfer_row = cell.row(state, f"{reference.attack}-transfer", transfer_config, reference.eps,
-                                surrogate.x_adv[(reference.attack, reference.eps)])
+    extra_rows = [strong.row]
+    surrogate = _surrogate(state.model, [e.model for e in everyone]) if config.transfer else None
+    if surrogate is not None:
+        source = next(e for e in everyone if e.model is surrogate)
+        transfer_row = cells.transfer(state, source, reference).row
         extra_rows.append(transfer_row)
         evidence_others[transfer_row.attack] = transfer_row.robust_acc
     evidence = GuardEvidence(
@@ -266,8 +441,8 @@ def guarded_rows(
     for finding in findings:
         log.warning("guard: model %s: %s", state.model.label, finding)
     flag = (Flag.masking.value,) if findings else ()
-    guard_config = {**strong_row.config, "findings": findings, "evidence": asdict(evidence)}
-    extra_rows[0] = replace(strong_row, config=guard_config, flags=flag)
+    guard_config = {**strong.row.config, "findings": findings, "evidence": asdict(evidence)}
+    extra_rows[0] = replace(strong.row, config=guard_config, flags=flag)
     return [replace(r, flags=r.flags + flag) if r is reference else r for r in rows] + extra_rows
 
 
@@ -285,10 +460,10 @@ def _fgsm_vs_pgd(rows: list[ResultRow], pgd_label: str) -> dict[float, tuple[flo
     return {r.eps: (fgsm[r.eps], r.robust_acc) for r in rows if r.attack == pgd_label and r.eps in fgsm}
 
 
-def _surrogate(state: _Evaluated, everyone: list[_Evaluated]) -> _Evaluated | None:
+def _surrogate(model: PreparedModel, models: list[PreparedModel]) -> PreparedModel | None:
     """Where transfer examples come from: the entry's own standard model, else the first other standard one."""
-    standard = [e for e in everyone if e is not state and e.model.defense == "standard"]
-    same_entry = [e for e in standard if e.model.name == state.model.name]
+    standard = [m for m in models if m is not model and m.defense == "standard"]
+    same_entry = [m for m in standard if m.name == model.name]
     candidates = same_entry or standard
     return candidates[0] if candidates else None
 

@@ -169,7 +169,7 @@ def test_tables_plots_and_comparisons(full_html: str) -> None:
     assert "<td>2,400</td><td>4</td>" in attacks and "<td>0.620</td><td>1.70</td><td>55.0%</td>" in attacks
     defenses = full_html[full_html.index('<section id="defenses">'):full_html.index('<section id="flags">')]
     assert "<th scope=\"row\">standard</th>" in defenses and "<th scope=\"row\">pgd_at</th>" in defenses
-    assert "<td>1.5</td>" in defenses and "<td>10.0</td>" in defenses  # training minutes
+    assert '<td class="start">1.5</td>' in defenses and '<td class="start">10.0</td>' in defenses  # training min
     samples = full_html[full_html.index('<section id="samples">'):full_html.index('<section id="defenses">')]
     assert samples.count("<img") == 2
 
@@ -265,5 +265,6 @@ def test_deterministic_across_processes(full_html: str) -> None:
         "sys.stdout.buffer.write(render_html(full_run(), rendered_at=WHEN).encode())\n"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, check=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, check=True,
+                          timeout=300)
     assert done.stdout.decode() == full_html

@@ -28,7 +28,10 @@ PROBE = """<script>
 window.__errors = [];
 window.addEventListener("error", function (e) { window.__errors.push("error: " + e.message); }, true);
 var consoleError = console.error;
-console.error = function () { window.__errors.push("console: " + Array.prototype.join.call(arguments, " ")); consoleError.apply(console, arguments); };
+console.error = function () {
+  window.__errors.push("console: " + Array.prototype.join.call(arguments, " "));
+  consoleError.apply(console, arguments);
+};
 window.addEventListener("load", function () {
   var broken = [];
   for (var i = 0; i < document.images.length; i++) {
@@ -37,7 +40,8 @@ window.addEventListener("load", function () {
   }
   var out = document.createElement("pre");
   out.id = "probe-result";
-  out.textContent = "images=" + document.images.length + ";broken=" + broken.join(",") + ";errors=" + window.__errors.join("|");
+  out.textContent = "images=" + document.images.length + ";broken=" + broken.join(",")
+    + ";errors=" + window.__errors.join("|");
   document.body.appendChild(out);
 });
 </script>

@@ -210,3 +210,5 @@ def check_fits(module: nn.Module, dataset: Dataset, name: str) -> None:
             f"model {name!r} returns {shape} for {len(probe)} images; "
             f"expected ({len(probe)}, {dataset.num_classes}) logits for {dataset.name}'s {dataset.num_classes} classes"
         )
+    if not torch.isfinite(out).all():
+        raise ModelError(f"model {name!r} returns NaN or infinite logits on {dataset.name} images")

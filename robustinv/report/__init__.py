@@ -43,9 +43,9 @@ def write_run(result: RunResult, suite: Suite, out_dir: Path, *, verdict: GateVe
             paths.append(out_dir / "inversion_targets.csv")
             write_targets_csv(result.targets, paths[-1])
         if result.grids:
-            write_samples(result.grids, out_dir)
+            paths += write_samples(result.grids, out_dir)
         if verdict is not None:
-            write_gate(verdict, out_dir)
+            paths.append(write_gate(verdict, out_dir))
         paths += render_reports(load_run(out_dir), out_dir)
     except OSError as exc:
         if created:

@@ -23,21 +23,21 @@ from robustinv.sanity import EXPLANATIONS, Flag
 
 __all__ = ["render_html"]
 
-MISSING = "–"
+_MISSING = "–"
 # Shown first, in this order; any other package recorded follows alphabetically.
 _VERSION_ORDER = ("robustinv", "torch", "adversarial-robustness-toolbox", "python")
 
-Key = tuple[str, str]  # (model, defense)
+_Key = tuple[str, str]  # (model, defense)
 
 
 @dataclass(frozen=True)
-class Image:
+class _Image:
     uri: str
     alt: str
 
 
 @dataclass(frozen=True)
-class Cell:
+class _Cell:
     """A table value with the sanity flags of the row it came from (shown as a marker)."""
 
     text: str
@@ -45,7 +45,7 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Headline:
+class _Headline:
     model: str
     defense: str
     clean: str
@@ -54,32 +54,32 @@ class Headline:
 
 
 @dataclass(frozen=True)
-class AccuracyLine:
+class _AccuracyLine:
     attack: str
     n: int
     clean: str
-    robust: list[Cell]  # one per column of the table's ε header; empty text where not run
+    robust: list[_Cell]  # one per column of the table's ε header; empty text where not run
 
 
 @dataclass(frozen=True)
-class AccuracyTable:
+class _AccuracyTable:
     norm: str
     eps: list[str]
-    lines: list[AccuracyLine]
+    lines: list[_AccuracyLine]
 
 
 @dataclass(frozen=True)
-class ModelSection:
+class _ModelSection:
     anchor: str
     model: str
     defense: str
     clean: str
-    tables: list[AccuracyTable]
-    curve: Image
+    tables: list[_AccuracyTable]
+    curve: _Image
 
 
 @dataclass(frozen=True)
-class AttackLine:
+class _AttackLine:
     attack: str
     eps: str
     n: int
@@ -96,43 +96,43 @@ class AttackLine:
 
 
 @dataclass(frozen=True)
-class AttackGroup:
+class _AttackGroup:
     model: str
     defense: str
-    lines: list[AttackLine]
+    lines: list[_AttackLine]
 
 
 @dataclass(frozen=True)
-class GridSection:
+class _GridSection:
     model: str
     defense: str
-    image: Image
+    image: _Image
 
 
 @dataclass(frozen=True)
-class DefenseLine:
+class _DefenseLine:
     defense: str
     clean: str
-    per_attack: list[tuple[Cell, str]]  # (robust accuracy, feature consistency) at the attack's largest ε
+    per_attack: list[tuple[_Cell, str]]  # (robust accuracy, feature consistency) at the attack's largest ε
     train_minutes: str
 
 
 @dataclass(frozen=True)
-class DefenseTable:
+class _DefenseTable:
     model: str
-    attacks: list[str]  # "pgd (L∞ ε=0.3)"
-    lines: list[DefenseLine]
+    attacks: list[tuple[str, str]]  # (attack, "L∞ ε=0.3")
+    lines: list[_DefenseLine]
 
 
 @dataclass(frozen=True)
-class FlagGroup:
+class _FlagGroup:
     flag: str
     explanation: str
     rows: list[str]
 
 
 @dataclass(frozen=True)
-class GuardNote:
+class _GuardNote:
     where: str
     findings: list[str]
 
@@ -147,7 +147,9 @@ def render_html(run: StoredRun, *, rendered_at: str) -> str:
         rules_passed=_rules_passed(run.gate),
         headlines=[_headline(key, rows) for key, rows in groups.items()],
         models=[_model_section(i, key, rows) for i, (key, rows) in enumerate(groups.items())],
-        attacks=[AttackGroup(*key, [_attack_line(row) for row in _at_largest_eps(rows)]) for key, rows in groups.items()],
+        attacks=[
+            _AttackGroup(*key, [_attack_line(row) for row in _at_largest_eps(rows)]) for key, rows in groups.items()
+        ],
         grids=_grid_sections(run.grids),
         defenses=_defense_tables(groups),
         flags=_flag_groups(run.rows),
@@ -166,26 +168,27 @@ def _environment() -> Environment:
     )
 
 
-def pct(value: float) -> str:
+def _pct(value: float) -> str:
     """A fraction as a percentage with one decimal; NaN as a dash."""
-    return MISSING if math.isnan(value) else f"{100 * value:.1f}%"
+    return _MISSING if math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def number(value: float, digits: int) -> str:
+def _number(value: float, digits: int) -> str:
+    """A plain number (cosines, distances, rates) with thousands separators; NaN as a dash, ∞ spelled out."""
     if math.isnan(value):
-        return MISSING
+        return _MISSING
     if math.isinf(value):
         return "∞"
     return f"{value:,.{digits}f}"
 
 
-def eps_label(row: ResultRow) -> str:
+def _eps_label(row: ResultRow) -> str:
     return f"{plots.norm_name(row.norm)} ε={row.eps:g}"
 
 
-def _by_model(rows: Iterable[ResultRow]) -> dict[Key, list[ResultRow]]:
+def _by_model(rows: Iterable[ResultRow]) -> dict[_Key, list[ResultRow]]:
     """Rows per (model, defense), both in order of first appearance (dicts keep insertion order)."""
-    groups: dict[Key, list[ResultRow]] = {}
+    groups: dict[_Key, list[ResultRow]] = {}
     for row in rows:
         groups.setdefault((row.model, row.defense), []).append(row)
     return groups
@@ -214,18 +217,19 @@ def _rules_passed(gate: GateVerdict | None) -> int:
     return 0 if gate is None else sum(outcome.passed for outcome in gate.outcomes)
 
 
-def _headline(key: Key, rows: list[ResultRow]) -> Headline:
+def _headline(key: _Key, rows: list[ResultRow]) -> _Headline:
     """Clean accuracy and, per norm, the worst robust accuracy any attack reached at that norm's largest ε."""
     worst = []
     for norm in dict.fromkeys(row.norm for row in rows):
         in_norm = [row for row in rows if row.norm == norm]
         largest = max(row.eps for row in in_norm)
         row = _worst(r for r in in_norm if r.eps == largest)
-        worst.append(f"{pct(row.robust_acc)} · {row.attack} at {eps_label(row)}")
-    return Headline(key[0], key[1], pct(_clean_acc(rows)), worst, sum(len(row.flags) for row in rows))
+        worst.append(f"{_pct(row.robust_acc)} · {row.attack} at {_eps_label(row)}")
+    return _Headline(key[0], key[1], _pct(_clean_acc(rows)), worst, sum(len(row.flags) for row in rows))
 
 
-def _model_section(index: int, key: Key, rows: list[ResultRow]) -> ModelSection:
+def _model_section(index: int, key: _Key, rows: list[ResultRow]) -> _ModelSection:
+    """Per norm a table (attacks × ε, robust accuracy with flags) and the robust-accuracy-vs-ε figure."""
     model, defense = key
     clean = _clean_acc(rows)
     tables = []
@@ -236,30 +240,30 @@ def _model_section(index: int, key: Key, rows: list[ResultRow]) -> ModelSection:
         for attack in dict.fromkeys(row.attack for row in in_norm):
             cells = {row.eps: row for row in in_norm if row.attack == attack}
             first = next(iter(cells.values()))
-            lines.append(AccuracyLine(
-                attack, first.n, pct(first.clean_acc),
-                [Cell(pct(cells[e].robust_acc), cells[e].flags) if e in cells else Cell("") for e in eps],
+            lines.append(_AccuracyLine(
+                attack, first.n, _pct(first.clean_acc),
+                [_Cell(_pct(cells[e].robust_acc), cells[e].flags) if e in cells else _Cell("") for e in eps],
             ))
-        tables.append(AccuracyTable(plots.norm_name(norm), [f"{e:g}" for e in eps], lines))
+        tables.append(_AccuracyTable(plots.norm_name(norm), [f"{e:g}" for e in eps], lines))
     curve = plots.robustness_curve(rows, clean_acc=clean, title=f"{model} · {defense}")
     alt = f"robust accuracy against ε for {model} ({defense}), every attack, clean accuracy dashed"
-    return ModelSection(f"model-{index}", model, defense, pct(clean), tables, _image(curve, alt))
+    return _ModelSection(f"model-{index}", model, defense, _pct(clean), tables, _image(curve, alt))
 
 
-def _attack_line(row: ResultRow) -> AttackLine:
-    return AttackLine(
-        attack=row.attack, eps=eps_label(row), n=row.n,
-        robust=pct(row.robust_acc), success=pct(row.success_rate), samples_per_s=number(row.samples_per_s, 0),
-        samples_per_input=row.samples_per_input, candidate_success=pct(row.candidate_success),
-        diversity_cos=number(row.diversity_cos, 3), diversity_l2=number(row.diversity_l2, 2),
-        target_success=pct(row.target_success), feature_consistency=number(row.feature_consistency, 3),
+def _attack_line(row: ResultRow) -> _AttackLine:
+    return _AttackLine(
+        attack=row.attack, eps=_eps_label(row), n=row.n,
+        robust=_pct(row.robust_acc), success=_pct(row.success_rate), samples_per_s=_number(row.samples_per_s, 0),
+        samples_per_input=row.samples_per_input, candidate_success=_pct(row.candidate_success),
+        diversity_cos=_number(row.diversity_cos, 3), diversity_l2=_number(row.diversity_l2, 2),
+        target_success=_pct(row.target_success), feature_consistency=_number(row.feature_consistency, 3),
         flags=row.flags,
     )
 
 
-def _grid_sections(grids: Sequence[SampleGrid]) -> list[GridSection]:
+def _grid_sections(grids: Sequence[SampleGrid]) -> list[_GridSection]:
     """One figure per (model, defense): its clean inputs first, then each attack's grid as stored."""
-    by_key: dict[Key, list[SampleGrid]] = {}
+    by_key: dict[_Key, list[SampleGrid]] = {}
     for grid in grids:
         by_key.setdefault((grid.model, grid.defense), []).append(grid)
     sections = []
@@ -267,13 +271,13 @@ def _grid_sections(grids: Sequence[SampleGrid]) -> list[GridSection]:
         ordered = [g for g in group if g.attack == "clean"] + [g for g in group if g.attack != "clean"]
         shown = ", ".join(g.attack for g in ordered)
         alt = f"sample images of {model} ({defense}): {shown}; predictions above each image, wrong ones in red"
-        sections.append(GridSection(model, defense, _image(plots.sample_grid(ordered), alt)))
+        sections.append(_GridSection(model, defense, _image(plots.sample_grid(ordered), alt)))
     return sections
 
 
-def _defense_tables(groups: dict[Key, list[ResultRow]]) -> list[DefenseTable]:
+def _defense_tables(groups: dict[_Key, list[ResultRow]]) -> list[_DefenseTable]:
     """Per model trained more than one way: each defense against each attack at the attack's largest ε."""
-    models: dict[str, list[Key]] = {}
+    models: dict[str, list[_Key]] = {}
     for key in groups:
         models.setdefault(key[0], []).append(key)
     tables = []
@@ -282,48 +286,48 @@ def _defense_tables(groups: dict[Key, list[ResultRow]]) -> list[DefenseTable]:
             continue
         largest = {key: {row.attack: row for row in _at_largest_eps(groups[key])} for key in keys}
         attacks = list(dict.fromkeys(attack for key in keys for attack in largest[key]))
-        headers = [f"{attack} ({_eps_of(attack, largest)})" for attack in attacks]
+        headers = [(attack, _eps_of(attack, largest)) for attack in attacks]
         lines = []
         for key in keys:
             per_attack = []
             for attack in attacks:
                 row = largest[key].get(attack)
                 per_attack.append(
-                    (Cell(pct(row.robust_acc), row.flags), number(row.feature_consistency, 3)) if row
-                    else (Cell(MISSING), MISSING)
+                    (_Cell(_pct(row.robust_acc), row.flags), _number(row.feature_consistency, 3)) if row
+                    else (_Cell(_MISSING), _MISSING)
                 )
-            minutes = number(groups[key][0].model_train_seconds / 60, 1)
-            lines.append(DefenseLine(key[1], pct(_clean_acc(groups[key])), per_attack, minutes))
-        tables.append(DefenseTable(model, headers, lines))
+            minutes = _number(groups[key][0].model_train_seconds / 60, 1)
+            lines.append(_DefenseLine(key[1], _pct(_clean_acc(groups[key])), per_attack, minutes))
+        tables.append(_DefenseTable(model, headers, lines))
     return tables
 
 
-def _eps_of(attack: str, largest: dict[Key, dict[str, ResultRow]]) -> str:
-    """The ε an attack's column shows; defenses may differ (one per defense, joined) though suites share it."""
-    labels = dict.fromkeys(eps_label(rows[attack]) for rows in largest.values() if attack in rows)
+def _eps_of(attack: str, largest: dict[_Key, dict[str, ResultRow]]) -> str:
+    """An attack's largest ε as its column header shows it: one value, unless defenses differ (then joined)."""
+    labels = dict.fromkeys(_eps_label(rows[attack]) for rows in largest.values() if attack in rows)
     return " / ".join(labels)
 
 
-def _flag_groups(rows: Sequence[ResultRow]) -> list[FlagGroup]:
+def _flag_groups(rows: Sequence[ResultRow]) -> list[_FlagGroup]:
     """Every flag present with its explanation and the rows it is on; known flags first, in their order."""
     present = list(dict.fromkeys(flag for row in rows for flag in row.flags))
     known = [flag.value for flag in Flag if flag.value in present]
     explanations = {flag.value: text for flag, text in EXPLANATIONS.items()}
     return [
-        FlagGroup(flag, explanations.get(flag, "no explanation recorded for this flag"),
-                  [_where(row) for row in rows if flag in row.flags])
+        _FlagGroup(flag, explanations.get(flag, "no explanation recorded for this flag"),
+                   [_where(row) for row in rows if flag in row.flags])
         for flag in known + sorted(set(present) - set(known))
     ]
 
 
-def _guard_note(row: ResultRow) -> GuardNote:
+def _guard_note(row: ResultRow) -> _GuardNote:
     """The gradient-masking guard's verdict on one model: its stronger-PGD row carries the findings."""
     findings = row.config["findings"]
-    return GuardNote(_where(row), [str(f) for f in findings] if isinstance(findings, list) else [str(findings)])
+    return _GuardNote(_where(row), [str(f) for f in findings] if isinstance(findings, list) else [str(findings)])
 
 
 def _where(row: ResultRow) -> str:
-    return f"{row.model} · {row.defense} · {row.attack} at {eps_label(row)}"
+    return f"{row.model} · {row.defense} · {row.attack} at {_eps_label(row)}"
 
 
 def _versions(versions: dict[str, str]) -> list[tuple[str, str]]:
@@ -331,5 +335,5 @@ def _versions(versions: dict[str, str]) -> list[tuple[str, str]]:
     return [(name, versions[name]) for name in names]
 
 
-def _image(png: bytes, alt: str) -> Image:
-    return Image("data:image/png;base64," + base64.b64encode(png).decode("ascii"), alt)
+def _image(png: bytes, alt: str) -> _Image:
+    return _Image("data:image/png;base64," + base64.b64encode(png).decode("ascii"), alt)

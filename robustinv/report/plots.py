@@ -24,14 +24,14 @@ DPI = 100
 WRONG = "#c62828"  # the mark of a prediction that differs from the true label
 NORM_NAMES = {"linf": "L∞", "l2": "L2"}
 
-_CURVE_PANEL = (6.4, 3.4)  # inches per norm panel; the legend sits outside, to the right
+_CURVE_PANEL = (5.0, 3.2)  # inches per norm panel; the legend sits outside, to the right
 # A sample grid in cell units (an image is 1 × 1, shown _CELL_INCHES wide): title band above each
 # image, gaps between images, between rows and between attacks, the true labels' header on top.
 _CELL_INCHES = 0.85
 _TITLE, _COLUMN_GAP, _ROW_GAP, _GROUP_GAP, _HEADER = 0.28, 0.1, 0.04, 0.2, 0.3
 
 
-def plain(text: str) -> str:
+def _plain(text: str) -> str:
     """Text shown verbatim by matplotlib: a `$` in a name would otherwise start mathtext (or fail to parse)."""
     return text.replace("$", r"\$")
 
@@ -44,16 +44,18 @@ def robustness_curve(rows: Sequence[ResultRow], *, clean_acc: float, title: str)
     """Robust accuracy (%) against ε for every attack on one model, clean accuracy as a dashed reference.
 
     `rows` are one model and defense's; attacks keep their order of first appearance. Attacks of
-    different norms have incomparable ε scales, so each norm gets its own panel side by side.
+    different norms have incomparable ε scales, so each norm gets its own panel, stacked so the
+    figure keeps its width beside the tables.
     """
-    norms = list(dict.fromkeys(row.norm for row in rows))
-    fig = _figure((_CURVE_PANEL[0] * max(len(norms), 1), _CURVE_PANEL[1]))
-    panels: list[Axes] = [fig.add_subplot(1, max(len(norms), 1), i + 1) for i in range(max(len(norms), 1))]
+    norms = list(dict.fromkeys(row.norm for row in rows)) or ["linf"]
+    fig = _figure((_CURVE_PANEL[0], _CURVE_PANEL[1] * len(norms)))
+    panels: list[Axes] = [fig.add_subplot(len(norms), 1, i + 1) for i in range(len(norms))]
+    fig.subplots_adjust(hspace=0.45)
     for ax, norm in zip(panels, norms):
         in_norm = [row for row in rows if row.norm == norm]
         for attack in dict.fromkeys(row.attack for row in in_norm):
             points = sorted((row.eps, 100 * row.robust_acc) for row in in_norm if row.attack == attack)
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=4, label=plain(attack))
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=4, label=_plain(attack))
         if not math.isnan(clean_acc):
             ax.axhline(100 * clean_acc, color="0.35", linestyle="--", linewidth=1, label="clean")
         eps_values = sorted({row.eps for row in in_norm})
@@ -61,11 +63,11 @@ def robustness_curve(rows: Sequence[ResultRow], *, clean_acc: float, title: str)
             ax.set_xticks(eps_values, [f"{eps:g}" for eps in eps_values])
         ax.set_xlabel(f"ε ({norm_name(norm)})")
         ax.set_ylabel("robust accuracy")
-        ax.set_ylim(0, 105)
+        ax.set_ylim(-3, 105)  # a little room below 0% keeps points at 0 whole
         ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
         ax.grid(True, color="0.9", linewidth=0.8)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    panels[0].set_title(plain(title), loc="left", fontsize=10)
+    panels[0].set_title(_plain(title), loc="left", fontsize=10)
     return _png(fig)
 
 
@@ -112,7 +114,7 @@ def _row_label(grid: SampleGrid, draw: int) -> str:
     if grid.attack == "clean":
         return "clean"
     which = f" #{draw + 1}" if grid.images.shape[0] > 1 else ""
-    return plain(f"{grid.attack}{which}\nε={grid.eps:g}")
+    return _plain(f"{grid.attack}{which}\nε={grid.eps:g}")
 
 
 def _show(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float]) -> None:

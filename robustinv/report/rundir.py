@@ -63,16 +63,18 @@ def dump_json(payload: Any, path: Path) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 
-def write_samples(grids: list[SampleGrid], folder: Path) -> None:
+def write_samples(grids: list[SampleGrid], folder: Path) -> list[Path]:
     """samples.json (what the model said) and samples.safetensors (the images), keyed by position."""
     meta = [{k: v for k, v in asdict_shallow(g).items() if k != "images"} for g in grids]
     tensors = {f"grid{i}": g.images.contiguous() for i, g in enumerate(grids)}
     dump_json(meta, folder / SAMPLES_JSON)
     atomic_write(folder / SAMPLES_TENSORS, lambda tmp: save_file(tensors, str(tmp)))
+    return [folder / SAMPLES_JSON, folder / SAMPLES_TENSORS]
 
 
-def write_gate(verdict: GateVerdict, folder: Path) -> None:
+def write_gate(verdict: GateVerdict, folder: Path) -> Path:
     dump_json(asdict(verdict), folder / GATE_JSON)
+    return folder / GATE_JSON
 
 
 def asdict_shallow(record: Any) -> dict[str, Any]:
