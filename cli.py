@@ -9,6 +9,7 @@ import functools
 import inspect
 import logging
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import robustinv
 from robustinv.errors import RobustinvError
 from robustinv.records import GateVerdict
 from robustinv.registry import Registry
+from robustinv.store import DEFAULT_STORE, Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +43,10 @@ def handle_errors(command: F) -> F:
             return command(*args, **kwargs)
         except RobustinvError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INPUT)
+        except OSError as exc:  # a full disk or a vanished folder mid-run: the file and the reason
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: cannot write {where}{exc.strerror or exc}", err=True)
             sys.exit(EXIT_INPUT)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -77,25 +83,37 @@ def list_command(kind: str) -> None:
         click.echo(f"{name:16} {doc.splitlines()[0] if doc else ''}")
 
 
+STORE_OPTION = click.option(
+    "--store", "store_path", type=click.Path(path_type=Path, dir_okay=False), default=DEFAULT_STORE,
+    envvar="ROBUSTINV_STORE", show_default=True, help="Results database (SQLite) of runs and their cells.",
+)
+BASELINE_HELP = "A previous run folder the policy's max_drop rules compare against, or `last-pass`: the last " \
+    "run of the same suite whose gate passed."
+
+
 @main.command("run")
 @click.argument("suite_path", metavar="[SUITE]", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False),
-              help="Output folder (default: reports/<suite>-<timestamp>/).")
+              help="Output folder (default: reports/<suite>-<timestamp>/). Rerunning into the same folder resumes.")
 @click.option("--gate", "policy_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Gate the results with this policy (exit 1 when a rule fails).")
-@click.option("--baseline", type=click.Path(path_type=Path, file_okay=False),
-              help="A previous run folder the policy's max_drop rules compare against.")
+@click.option("--baseline", help=BASELINE_HELP)
+@STORE_OPTION
 @handle_errors
-def run_command(suite_path: Path | None, out: Path | None, policy_path: Path | None, baseline: Path | None) -> None:
-    """Run a benchmark suite (default: the built-in quickstart on digits)."""
-    from robustinv.gate import load_policy
+def run_command(suite_path: Path | None, out: Path | None, policy_path: Path | None, baseline: str | None,
+                store_path: Path) -> None:
+    """Run a benchmark suite (default: the built-in quickstart on digits).
+
+    Every finished cell is committed to the results store at once; running the same suite into the
+    same --out again computes only the cells an interrupted run did not finish.
+    """
+    from robustinv.gate import evaluate_gate, load_policy
     from robustinv.report import load_run, write_run
 
     if baseline is not None and policy_path is None:
         raise click.UsageError("--baseline needs --gate POLICY")
     # Everything the gate needs is read before the first model trains: bad input fails fast.
     policy = load_policy(policy_path) if policy_path is not None else None
-    baseline_run = load_run(baseline) if baseline is not None else None
     if suite_path is None:
         with as_file(files("robustinv") / "suites" / "quickstart.toml") as default:
             suite = robustinv.load_suite(default)
@@ -103,33 +121,60 @@ def run_command(suite_path: Path | None, out: Path | None, policy_path: Path | N
     else:
         suite, base_dir = _load(suite_path)
     out = out or Path("reports") / f"{_safe_name(suite.name)}-{datetime.now():%Y%m%d-%H%M%S}"
-    result = robustinv.run_suite(suite, base_dir=base_dir)
-    verdict = None
-    if policy is not None:
-        from robustinv.gate import evaluate_gate
-
-        assert policy_path is not None
-        verdict = evaluate_gate(policy, result.rows, policy_name=str(policy_path),
-                                baseline=baseline_run.rows if baseline_run else None,
-                                baseline_name=str(baseline) if baseline else None)
+    _check_writable(out)
+    with Store(store_path) as store:
+        baseline_dir = _baseline_dir(baseline, store, suite.name)
+        baseline_run = load_run(baseline_dir) if baseline_dir is not None else None
+        result = robustinv.run_suite(suite, base_dir=base_dir, store=store, out_dir=out)
+        verdict = None
+        if policy is not None:
+            assert policy_path is not None
+            verdict = evaluate_gate(policy, result.rows, policy_name=str(policy_path),
+                                    baseline=baseline_run.rows if baseline_run else None,
+                                    baseline_name=str(baseline_dir) if baseline_dir else None)
+            store.record_gate(result.info.run_id, verdict.passed)
     paths = write_run(result, suite, out, verdict=verdict)
     click.echo(summary_table(result.rows))
+    if result.reused:
+        click.echo(f"resumed: {result.reused} cells reused, {result.computed} computed")
     for path in paths:
         click.echo(f"wrote {path}")
     _finish(out, verdict)
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse, before any training, an output folder that could not be created or written."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise RobustinvError(f"cannot write results to {folder}: {existing} is not a writable folder")
+
+
+def _baseline_dir(baseline: str | None, store: Store, suite_name: str) -> Path | None:
+    if baseline is None:
+        return None
+    if baseline == "last-pass":
+        found = store.last_passing_run(suite_name)
+        if found is None:
+            raise RobustinvError(f"--baseline last-pass: {store.path} holds no run of suite {suite_name!r} "
+                                 "whose gate passed")
+        return found
+    return Path(baseline)
 
 
 @main.command("gate")
 @click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--policy", "policy_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Gate policy (TOML with [[rules]]).")
-@click.option("--baseline", type=click.Path(path_type=Path, file_okay=False),
-              help="A previous run folder the policy's max_drop rules compare against.")
+@click.option("--baseline", help=BASELINE_HELP)
+@STORE_OPTION
 @handle_errors
-def gate_command(run_dir: Path, policy_path: Path, baseline: Path | None) -> None:
+def gate_command(run_dir: Path, policy_path: Path, baseline: str | None, store_path: Path) -> None:
     """Gate a finished run: exit 0 when every rule passes, 1 when a `fail` rule fails.
 
-    Writes gate.json and junit.xml into DIR and re-renders report.html and summary.md.
+    Writes gate.json and junit.xml into DIR, re-renders report.html and summary.md, and records
+    the verdict in the results store when the run is there.
     """
     from robustinv.gate import evaluate_gate, load_policy
     from robustinv.report import load_run, render_reports
@@ -137,14 +182,40 @@ def gate_command(run_dir: Path, policy_path: Path, baseline: Path | None) -> Non
 
     policy = load_policy(policy_path)
     run = load_run(run_dir)
-    baseline_run = load_run(baseline) if baseline is not None else None
-    verdict = evaluate_gate(policy, run.rows, policy_name=str(policy_path),
-                            baseline=baseline_run.rows if baseline_run else None,
-                            baseline_name=str(baseline) if baseline else None)
+    with Store(store_path) as store:
+        baseline_dir = _baseline_dir(baseline, store, run.info.suite)
+        baseline_run = load_run(baseline_dir) if baseline_dir is not None else None
+        verdict = evaluate_gate(policy, run.rows, policy_name=str(policy_path),
+                                baseline=baseline_run.rows if baseline_run else None,
+                                baseline_name=str(baseline_dir) if baseline_dir else None)
+        if store.has_run(run.info.run_id):
+            store.record_gate(run.info.run_id, verdict.passed)
     write_gate(verdict, run_dir)
     for path in render_reports(replace(run, gate=verdict), run_dir):
         click.echo(f"wrote {path}")
     _finish(run_dir, verdict)
+
+
+@main.command("history")
+@click.option("--model", help="Only runs (and numbers) of this model name.")
+@STORE_OPTION
+@handle_errors
+def history_command(model: str | None, store_path: Path) -> None:
+    """Past runs, newest first: status, gate verdict and each model's headline numbers."""
+    if not store_path.is_file():
+        raise RobustinvError(f"no results store at {store_path} (runs create it; see --store)")
+    with Store(store_path) as store:
+        entries = store.history(model)
+    if not entries:
+        click.echo("no runs" + (f" of model {model!r}" if model else ""))
+    for entry in entries:
+        run = entry.run
+        gate = {None: "no gate", True: "gate PASS", False: "gate FAIL"}[run.gate_passed]
+        click.echo(f"{run.run_id}  {run.suite}  {run.started}  {run.status.value}  {gate}  {entry.cells} cells  "
+                   f"{run.out_dir}")
+        for h in entry.headlines:
+            click.echo(f"    {h.model} [{h.defense}]  clean {_pct(h.clean_acc)}  worst robust {_pct(h.worst_robust_acc)} "
+                       f"at {h.norm} ε={h.eps:g} ({h.worst_attack})")
 
 
 @main.command("report")

@@ -172,6 +172,7 @@ class _Journal:
         return [_as_first_recorded(store, run.run_id, model) for model in models]
 
     def cell(self, key: str, kind: CellKind, compute: Callable[[], CellResult]) -> CellResult:
+        """The stored result of cell `key` if this run finished it before, else `compute()`, committed."""
         if self.store is not None and key in self.done:
             stored = self.store.load_cell(self.run_id, key)
             if stored is not None:

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when a table changes
 APPLICATION_ID = 0x52424956  # PRAGMA application_id, "RBIV": tells a robustinv store from other SQLite files
 CELLS_DIR = "cells"  # artifacts, relative to a run's output folder
+DEFAULT_STORE = Path("reports") / "robustinv.db"  # where the CLI keeps it unless told otherwise
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -238,6 +239,10 @@ class Store:
         with self._transaction() as db:
             self._require_run(db, run_id)
             db.execute("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?", (status.value, _now(), run_id))
+
+    def has_run(self, run_id: str) -> bool:
+        with self._reading() as db:
+            return db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
     def record_gate(self, run_id: str, passed: bool) -> None:
         """Store the gate's verdict on a run (what `last_passing_run` looks for)."""

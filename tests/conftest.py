@@ -22,9 +22,10 @@ needs_shared = pytest.mark.skipif(
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every test writes trained models to a throw-away cache unless CI provides one."""
+    """Every test writes trained models to a throw-away cache unless CI provides one, and runs to a throw-away store."""
     cache = Path(os.environ.get("ROBUSTINV_TEST_CACHE") or tmp_path_factory.mktemp("cache"))
     os.environ["ROBUSTINV_CACHE"] = str(cache)
+    os.environ["ROBUSTINV_STORE"] = str(tmp_path_factory.mktemp("store") / "robustinv.db")
     return cache
 
 

@@ -50,7 +50,7 @@ def test_run_writes_results(tmp_path: Path) -> None:
     assert code == 0
     assert {p.name for p in out.iterdir()} == {
         "results.csv", "results.json", "suite.resolved.toml", "samples.json", "samples.safetensors", "report.html",
-        "summary.md",
+        "summary.md", "cells",
     }
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))

@@ -151,3 +151,21 @@ def test_summary_goes_to_the_github_step_summary(run_dir: Path, tmp_path: Path) 
 def test_report_of_a_folder_without_results_is_an_input_error(tmp_path: Path) -> None:
     code, _, stderr = invoke("report", str(tmp_path))
     assert code == 2 and "not a run folder" in stderr
+
+
+def test_history_and_last_passing_baseline(tmp_path: Path) -> None:
+    suite, db = str(write_suite(tmp_path, TINY_SUITE)), str(tmp_path / "runs.db")
+    code, _, stderr = invoke("run", suite, "--out", str(tmp_path / "a"), "--baseline", "last-pass",
+                             "--gate", str(policy(tmp_path, PASSING)), "--store", db)
+    assert code == 2 and "holds no run of suite 'tiny' whose gate passed" in stderr
+    code, _, stderr = invoke("run", suite, "--out", str(tmp_path / "a"), "--gate", str(policy(tmp_path, PASSING)),
+                             "--store", db)
+    assert code == 0, stderr
+    code, out, _ = invoke("history", "--store", db)
+    assert code == 0 and "gate PASS" in out and "smallcnn [standard]" in out and "worst robust" in out
+    drop = policy(tmp_path, '[[rules]]\nmetric = "robust_acc"\nmax_drop = 0.0\n')
+    code, _, stderr = invoke("run", suite, "--out", str(tmp_path / "b"), "--gate", str(drop),
+                             "--baseline", "last-pass", "--store", db)
+    assert code == 0, stderr  # same suite and seed: no drop against the last passing run
+    assert str(tmp_path / "a") in (tmp_path / "b" / "junit.xml").read_text(encoding="utf-8")
+    assert invoke("history", "--store", db, "--model", "nope")[1].strip() == "no runs of model 'nope'"
