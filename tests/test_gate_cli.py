@@ -29,6 +29,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("gated")
     text = TINY_SUITE.replace('name = "smallcnn"', f'name = "{HOSTILE}"\narch = "smallcnn"')
     text = text.replace('name = "pgd"', f'name = "pgd"\nlabel = "pgd{HOSTILE}"')
+    # PGD must reach the ε-ball's boundary (10 × 0.05 > 0.3), or it may leave more accuracy than FGSM: a flag.
+    text = text.replace("steps = 5", "steps = 10")
     out = folder / "run"
     code, _, stderr = invoke("run", str(write_suite(folder, text)), "--out", str(out))
     assert code == 0, stderr

@@ -50,7 +50,7 @@ class AdversarialRecipe(TrainRecipe):
     schedule: Schedule = Schedule.onecycle
     eps: float = Field(0.3, gt=0, le=1)
     inner: InnerAttack = InnerAttack.pgd
-    steps: int = Field(3, ge=1, le=1000)
+    steps: int = Field(5, ge=1, le=1000)
     step_size: float | None = Field(None, gt=0, le=1)
     warmup: float = Field(0.3, ge=0, lt=1)
     consistency_weight: float = Field(0.1, ge=0)
