@@ -195,3 +195,22 @@ def test_generate_needs_an_inversion_attack(tmp_path: Path) -> None:
     code, _, stderr = invoke("generate", str(write_suite(tmp_path, TINY_SUITE + INVERSION)), "--model", "nope",
                              "--n", "5", "--out", str(tmp_path / "g"))
     assert code == 2 and "no model 'nope'" in stderr
+
+
+def test_two_identical_runs_write_identical_results(tmp_path: Path) -> None:
+    """Same suite, seed and machine, each run training its own model: the same results.csv, timings aside."""
+    import os
+
+    import pandas as pd
+
+    from robustinv.records import TIMING_COLUMNS
+
+    suite = str(write_suite(tmp_path, TINY_SUITE.replace("seed = 1", "seed = 21")))
+    frames = []
+    for name in ("first", "second"):
+        env = {"ROBUSTINV_CACHE": str(tmp_path / f"cache-{name}"), "ROBUSTINV_STORE": str(tmp_path / f"{name}.db")}
+        result = CliRunner().invoke(main, ["run", suite, "--out", str(tmp_path / name)], env={**os.environ, **env})
+        assert result.exit_code == 0, result.stderr
+        frames.append(pd.read_csv(tmp_path / name / "results.csv").drop(columns=sorted(TIMING_COLUMNS)))
+    assert (frames[0]["model_source"] == "trained").all()
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
