@@ -13,6 +13,7 @@ import pickle
 import pickletools
 import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,7 +96,9 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError) as exc:
             raise ModelError(f"cannot read safetensors file {path} (corrupt or truncated?): {_first_line(exc)}") from None
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a raw pickle's protocol before refusing it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Weights only load failed" not in str(exc) or not _is_pickle_stream(path):
             raise ModelError(f"cannot read weights file {path} (corrupt or truncated?)") from None
