@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 
 import numpy as np
@@ -13,12 +14,25 @@ from robustinv.errors import ModelError
 
 
 def resolve_device(device: str) -> torch.device:
-    """`auto` picks CUDA when present; `cpu` and `cuda` are taken as they are."""
+    """`auto` picks CUDA when present; `cpu` and `cuda` are taken as they are.
+
+    On CUDA, kernels are made deterministic: the same suite and seed must give the same numbers
+    on the same machine, which cuDNN's autotuned and atomic-add kernels do not.
+    """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError("device 'cuda' was asked for but no CUDA device is available; use 'auto' or 'cpu'")
+        _deterministic_cuda()
     return torch.device(device)
+
+
+def _deterministic_cuda() -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def seed_everything(seed: int) -> None:
