@@ -54,14 +54,16 @@ def cached_generator(
 
     Returns the generator and the seconds its training took (when it was trained, possibly earlier).
     """
-    stem = cache_dir / "generators" / f"{source.mode}-{source.key}"
+    device = model_device(model)
+    # The device is part of the key: CPU and CUDA kernels train slightly different weights.
+    stem = cache_dir / "generators" / f"{source.mode}-{source.key}-{device.type}"
     cached = load_checkpoint(stem)
     if cached is not None:
         state, meta = cached
         generator = source.build()
         generator.load_state_dict(state)
         log.info("generator %s: cached %s", label, checkpoint_files(stem)[0].name)
-        return generator.to(model_device(model)), float(meta.get("train_seconds", 0.0))
+        return generator.to(device), float(meta.get("train_seconds", 0.0))
     log.info("generator %s: training %s generator%s (%d steps)", label, source.mode,
              f" at ε={source.eps:g}, {'targeted' if source.targeted else 'untargeted'}" if source.mode == "perturb" else "",
              source.recipe.steps)

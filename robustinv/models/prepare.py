@@ -146,6 +146,7 @@ def _train_cached(
         "arch_source": _source_hash(spec.arch), "dataset": dataset.fingerprint,
         "input_shape": dataset.input_shape, "num_classes": dataset.num_classes,
         "recipe": recipe.model_dump(mode="json"), "seed": seed,
+        "device": device.type,  # CPU and CUDA kernels train slightly different weights
     }
     if defense != "standard":
         described["defense"] = defense
