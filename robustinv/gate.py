@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -24,12 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError,
 
 from robustinv.errors import RobustinvError
 from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome
-from robustinv.suite import format_validation_error
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from robustinv.suite import format_validation_error, read_toml
 
 # Numeric result columns a rule may bound. ε and the seed are numeric too, but they identify a row
 # (ε is a selector) rather than measure it.
@@ -133,12 +127,7 @@ class Policy(BaseModel):
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file; problems name the file and the key (`gate.toml: rules[1].metric: ...`)."""
-    if not path.is_file():
-        raise PolicyError(f"{path}: no such policy file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: malformed TOML: {exc}") from None
+    data = read_toml(path, PolicyError, "policy")
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
@@ -59,9 +60,19 @@ class TargetCell:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
+_FLOAT_COLUMNS = frozenset(f.name for f in fields(ResultRow) if f.type == "float")
 TIMING_COLUMNS: frozenset[str] = frozenset(
     {"run_id", "seconds", "samples_per_s", "train_seconds", "model_train_seconds"}
 )
+
+
+def row_from_dict(record: dict[str, Any]) -> ResultRow:
+    """A row from its JSON form: null numbers (JSON has no NaN) back to NaN, the flag list to a tuple."""
+    values: dict[str, Any] = {
+        name: math.nan if name in _FLOAT_COLUMNS and value is None else value for name, value in record.items()
+    }
+    values["flags"] = tuple(values.get("flags", ()))
+    return ResultRow(**values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +92,18 @@ class SampleGrid:
     predictions: tuple[tuple[int, ...], ...]  # [draw][input]
     confidences: tuple[tuple[float, ...], ...]  # softmax probability of the prediction, [draw][input]
     images: torch.Tensor
+
+    def meta(self) -> dict[str, Any]:
+        """Everything but the images, for JSON (the images go to safetensors)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "images"}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any], images: torch.Tensor) -> SampleGrid:
+        return cls(
+            model=meta["model"], defense=meta["defense"], attack=meta["attack"], eps=float(meta["eps"]),
+            true_labels=tuple(meta["true_labels"]), predictions=tuple(tuple(p) for p in meta["predictions"]),
+            confidences=tuple(tuple(c) for c in meta["confidences"]), images=images,
+        )
 
 
 class GateLevel(str, Enum):

@@ -28,7 +28,7 @@ import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
@@ -41,7 +41,7 @@ from safetensors.torch import load_file, save_file
 
 from robustinv.checkpoints import atomic_write
 from robustinv.errors import RobustinvError
-from robustinv.records import ResultRow, SampleGrid, TargetCell
+from robustinv.records import ResultRow, SampleGrid, TargetCell, row_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -316,8 +316,7 @@ class Store:
             out_dir = self._require_run(db, run_id)
         artifact = _write_artifact(out_dir, key, result)
         grid = result.grid
-        grid_json = None if grid is None else json.dumps({f.name: getattr(grid, f.name) for f in fields(grid)
-                                                         if f.name != "images"})
+        grid_json = None if grid is None else json.dumps(grid.meta())
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -466,17 +465,10 @@ def _write_artifact(out_dir: Path, key: str, result: CellResult) -> str | None:
 
 
 def _cell_result(found: sqlite3.Row, tensors: dict[str, torch.Tensor]) -> CellResult:
-    row = json.loads(found["row_json"])
-    grid = None
-    if found["grid_json"] is not None:
-        meta = json.loads(found["grid_json"])
-        grid = SampleGrid(
-            model=meta["model"], defense=meta["defense"], attack=meta["attack"], eps=float(meta["eps"]),
-            true_labels=tuple(meta["true_labels"]), predictions=tuple(tuple(p) for p in meta["predictions"]),
-            confidences=tuple(tuple(c) for c in meta["confidences"]), images=tensors["grid_images"],
-        )
+    grid_json = found["grid_json"]
+    grid = None if grid_json is None else SampleGrid.from_meta(json.loads(grid_json), tensors["grid_images"])
     return CellResult(
-        row=ResultRow(**{**row, "flags": tuple(row["flags"])}),
+        row=row_from_dict(json.loads(found["row_json"])),
         targets=tuple(TargetCell(**cell) for cell in json.loads(found["targets_json"])),
         grid=grid,
         x_adv=tensors.get("x_adv"),

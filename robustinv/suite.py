@@ -64,15 +64,19 @@ class Suite(BaseModel):
         return self
 
 
+def read_toml(path: Path, error: type[RobustinvError], what: str) -> dict[str, Any]:
+    """A TOML file's contents; a missing or malformed file raises `error` naming the file."""
+    if not path.is_file():
+        raise error(f"{path}: no such {what} file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: malformed TOML: {exc}") from None
+
+
 def load_suite(path: Path) -> Suite:
     """Read and validate a suite file; relative paths in it resolve against its folder."""
-    if not path.is_file():
-        raise SuiteError(f"{path}: no such suite file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{path}: malformed TOML: {exc}") from None
-    return parse_suite(data, source=path)
+    return parse_suite(read_toml(path, SuiteError, "suite"), source=path)
 
 
 def parse_suite(data: dict[str, Any], *, source: Path | None = None) -> Suite:
@@ -129,7 +133,8 @@ def format_validation_error(
     elif first["type"] != "value_error" and "input" in first and not isinstance(first["input"], (dict, list)):
         message += f" (got {first['input']!r})"
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return f"{where}: {key}: {message}{more}"
+    line = f"{where}: {key}: {message}{more}"
+    return line.replace("\r", "\\r").replace("\n", "\\n")  # a key or value with a line break stays one line
 
 
 def dump_suite(suite: Suite) -> str:

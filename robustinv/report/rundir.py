@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from robustinv.checkpoints import atomic_write
 from robustinv.errors import RobustinvError
-from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, SampleGrid, TargetCell
+from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, SampleGrid, TargetCell, row_from_dict
 from robustinv.runner import RunInfo
 
 RESULTS_JSON = "results.json"
@@ -65,7 +65,7 @@ def dump_json(payload: Any, path: Path) -> None:
 
 def write_samples(grids: list[SampleGrid], folder: Path) -> list[Path]:
     """samples.json (what the model said) and samples.safetensors (the images), keyed by position."""
-    meta = [{k: v for k, v in asdict_shallow(g).items() if k != "images"} for g in grids]
+    meta = [grid.meta() for grid in grids]
     tensors = {f"grid{i}": g.images.contiguous() for i, g in enumerate(grids)}
     dump_json(meta, folder / SAMPLES_JSON)
     atomic_write(folder / SAMPLES_TENSORS, lambda tmp: save_file(tensors, str(tmp)))
@@ -77,10 +77,6 @@ def write_gate(verdict: GateVerdict, folder: Path) -> Path:
     return folder / GATE_JSON
 
 
-def asdict_shallow(record: Any) -> dict[str, Any]:
-    return {f.name: getattr(record, f.name) for f in fields(record)}
-
-
 def load_run(folder: Path) -> StoredRun:
     """Read a run folder written by `robustinv run`; a missing or damaged file is a clear error."""
     if not (folder / RESULTS_JSON).is_file():
@@ -88,7 +84,7 @@ def load_run(folder: Path) -> StoredRun:
     payload = _read_json(folder / RESULTS_JSON)
     try:
         info = RunInfo(**payload["run"])
-        rows = [_row(record) for record in payload["results"]]
+        rows = [row_from_dict(record) for record in payload["results"]]
     except (KeyError, TypeError) as exc:
         raise RobustinvError(f"{folder / RESULTS_JSON}: not a robustinv results file ({exc})") from None
     suite_path = folder / SUITE_TOML
@@ -115,17 +111,6 @@ def _read_json(path: Path) -> Any:
         raise RobustinvError(f"{path}: cannot read ({exc})") from None
 
 
-_FLOAT_FIELDS = {f.name for f in fields(ResultRow) if f.type == "float"}
-
-
-def _row(record: dict[str, Any]) -> ResultRow:
-    values: dict[str, Any] = {
-        name: (math.nan if name in _FLOAT_FIELDS and value is None else value) for name, value in record.items()
-    }
-    values["flags"] = tuple(values.get("flags", ()))
-    return ResultRow(**values)
-
-
 def _targets(folder: Path) -> list[TargetCell]:
     path = folder / TARGETS_CSV
     if not path.is_file():
@@ -143,16 +128,4 @@ def _grids(folder: Path) -> list[SampleGrid]:
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError) as exc:
         raise RobustinvError(f"{tensor_path}: cannot read ({exc})") from None
-    grids = []
-    for i, m in enumerate(meta):
-        grids.append(SampleGrid(
-            model=m["model"], defense=m["defense"], attack=m["attack"], eps=float(m["eps"]),
-            true_labels=tuple(m["true_labels"]), predictions=tuple(tuple(p) for p in m["predictions"]),
-            confidences=tuple(tuple(c) for c in m["confidences"]), images=tensors[f"grid{i}"],
-        ))
-    return grids
-
-
-def grid_to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[0, 1] floats → uint8 for storage; the report only displays them."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
+    return [SampleGrid.from_meta(m, tensors[f"grid{i}"]) for i, m in enumerate(meta)]
