@@ -309,15 +309,16 @@ def _pct(value: float) -> str:
 
 def summary_table(rows: list[Any]) -> str:
     """A fixed-width table: one line per (model, defense, attack, ε)."""
-    header = ("model", "defense", "attack", "norm", "eps", "clean", "robust", "success", "max δ", "k", "div cos",
-              "feat cos", "samples/s", "seconds", "flags")
+    header = ("model", "defense", "attack", "norm", "eps", "clean", "robust", "95% CI", "success", "max δ", "k",
+              "div cos", "feat cos", "samples/s", "seconds", "flags")
     lines = [header]
     for row in rows:
         delta = row.max_linf if row.norm == "linf" else row.max_l2
         diversity = "-" if math.isnan(row.diversity_cos) else f"{row.diversity_cos:.3f}"
         consistency = "-" if math.isnan(row.feature_consistency) else f"{row.feature_consistency:.3f}"
+        low, high = row.interval("robust_acc")
         lines.append((row.model, row.defense, row.attack, row.norm, f"{row.eps:g}", _pct(row.clean_acc),
-                      _pct(row.robust_acc), _pct(row.success_rate), f"{delta:.4f}", str(row.samples_per_input),
+                      _pct(row.robust_acc), f"{_pct(low)}–{_pct(high)}", _pct(row.success_rate), f"{delta:.4f}", str(row.samples_per_input),
                       diversity, consistency,
                       f"{row.samples_per_s:.0f}", f"{row.seconds:.2f}", ",".join(row.flags) or "-"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -1,11 +1,12 @@
-"""Defended references side by side: clean, FGSM, PGD-40 and inversion robust accuracy per defense.
+"""Defended references side by side: clean, FGSM, PGD-40, AutoAttack, inversion and worst-case accuracy per defense.
 
     python benchmarks/defenses.py [SUITE] [--out DIR] [--curve-n N]
 
 Trains (or loads from the cache) every defense of the suite's first model, recording robust
 accuracy after each epoch (PGD-40, step 0.01, on N test images), runs the suite, and prints the
-comparison at the largest ε: accuracies, feature consistency under PGD, training minutes and
-the guard's verdict.
+comparison at the largest ε: accuracies, the per-input worst case with its 95% interval, the
+ε = 1 check, feature consistency under PGD, training and AutoAttack minutes, flags, and the
+worst case's findings and notes.
 """
 
 from __future__ import annotations
@@ -59,21 +60,25 @@ class Curve:
 
 
 def comparison(rows: list[ResultRow], eps: float) -> str:
-    header = (f"{'defense':16} {'clean':>7} {'FGSM':>7} {'PGD-40':>7} {'guard':>7} {'transfer':>8} {'inversion':>9} "
-              f"{'feat cos':>8} {'train min':>9}  flags")
+    columns = [("FGSM", "fgsm"), ("PGD-40", "pgd"), ("AA", "autoattack"), ("guard", "pgd-guard"),
+               ("transfer", "pgd-transfer"), ("inversion", "inversion"), ("worst", "worst_case")]
+    header = (f"{'defense':16} {'clean':>7} " + " ".join(f"{title:>9}" for title, _ in columns)
+              + f" {'worst 95% CI':>13} {'ε=1 PGD':>8} {'feat cos':>8} {'train min':>9} {'AA min':>7}  flags")
     lines = [f"ε = {eps:g}", header, "-" * len(header)]
     for defense in dict.fromkeys(r.defense for r in rows):
-        at = {r.attack: r for r in rows if r.defense == defense and r.eps == eps}
-        pgd, guard, transfer, inversion = (at.get(k) for k in ("pgd", "pgd-guard", "pgd-transfer", "inversion"))
+        own = [r for r in rows if r.defense == defense]
+        at = {r.attack: r for r in own if r.eps == eps}
+        unbounded = next((r for r in own if r.attack.endswith("-unbounded")), None)
+        pgd, worst, aa = at.get("pgd"), at.get("worst_case"), at.get("autoattack")
         any_row = pgd or next(iter(at.values()))
         flags = sorted({f for r in at.values() for f in r.flags})
+        interval = "-" if worst is None else "–".join(pct(v) for v in worst.interval("robust_acc"))
+        cells = " ".join(f"{pct(at[key].robust_acc if key in at else None):>9}" for _, key in columns)
         lines.append(
-            f"{defense:16} {pct(any_row.clean_acc):>7} {pct(at['fgsm'].robust_acc if 'fgsm' in at else None):>7} "
-            f"{pct(pgd.robust_acc if pgd else None):>7} {pct(guard.robust_acc if guard else None):>7} "
-            f"{pct(transfer.robust_acc if transfer else None):>8} "
-            f"{pct(inversion.robust_acc if inversion else None):>9} "
-            f"{(f'{pgd.feature_consistency:.3f}' if pgd else '-'):>8} {any_row.model_train_seconds / 60:>9.1f}  "
-            f"{','.join(flags) or '-'}"
+            f"{defense:16} {pct(any_row.clean_acc):>7} {cells} {interval:>13} "
+            f"{pct(unbounded.robust_acc if unbounded else None):>8} "
+            f"{(f'{pgd.feature_consistency:.3f}' if pgd else '-'):>8} {any_row.model_train_seconds / 60:>9.1f} "
+            f"{(f'{aa.seconds / 60:.1f}' if aa else '-'):>7}  {','.join(flags) or '-'}"
         )
     return "\n".join(lines)
 
@@ -111,9 +116,9 @@ def main() -> int:
         if points:
             print(f"  {defense:16} " + "  ".join(f"e{e}: {pct(c)}/{pct(r)}" for e, c, r in points))
     for r in rows:
-        findings = r.config.get("findings")
-        if findings:
-            print(f"guard, {r.defense}: " + "; ".join(findings))
+        if r.attack == "worst_case":
+            for text in (*r.config.get("findings", ()), *r.config.get("notes", ())):
+                print(f"{r.defense} ε={r.eps:g}: {text}")
     return 0
 
 

@@ -2,6 +2,9 @@
 
 A policy is a list of rules. Each rule selects result rows (by model, defense, attack, ε) and bounds
 one numeric column: `min`, `max`, and/or `max_drop` against the same rows of a baseline run.
+`attack = "worst_case"` selects the per-input worst case over every attack, the verdict a release
+is judged by. For accuracies, `bound = "low"` (or `"high"`) bounds the Wilson 95% interval's lower
+(upper) end instead of the measured value, so a small evaluation set cannot pass by luck.
 Checking is a pure function from records to a `GateVerdict`; rendering it (JUnit, Markdown) and
 deciding the exit code happen elsewhere.
 
@@ -16,13 +19,14 @@ import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator, model_validator
 
 from robustinv.errors import RobustinvError
-from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome
+from robustinv.records import INTERVAL_METRICS, GateLevel, GateVerdict, ResultRow, RuleOutcome
 from robustinv.suite import format_validation_error, read_toml
 
 # Numeric result columns a rule may bound. ε and the seed are numeric too, but they identify a row
@@ -42,6 +46,14 @@ class PolicyError(RobustinvError):
     """A gate policy file that cannot be read or does not validate."""
 
 
+class Bound(str, Enum):
+    """Which value of an accuracy a rule checks: the measured one or an end of its Wilson 95% interval."""
+
+    value = "value"
+    low = "low"
+    high = "high"
+
+
 class Rule(BaseModel):
     """One bound on one results column, over the rows its selectors match (all rows when none are given)."""
 
@@ -57,6 +69,7 @@ class Rule(BaseModel):
     eps: FiniteFloat | None = None
     level: GateLevel = GateLevel.fail
     name: str | None = None
+    bound: Bound = Bound.value
 
     @field_validator("metric")
     @classmethod
@@ -73,7 +86,22 @@ class Rule(BaseModel):
             raise ValueError("a rule needs at least one of min, max, max_drop")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        if self.bound is not Bound.value and self.metric not in INTERVAL_METRICS:
+            raise ValueError(f"bound = {self.bound.value!r} needs an accuracy with an interval "
+                             f"({', '.join(sorted(INTERVAL_METRICS))}), not {self.metric!r}")
         return self
+
+    @property
+    def measure(self) -> str:
+        """What is compared, e.g. `robust_acc` or `robust_acc (95% low)`."""
+        return self.metric if self.bound is Bound.value else f"{self.metric} (95% {self.bound.value})"
+
+    def value(self, row: ResultRow) -> float:
+        """The row's value this rule checks: the metric, or an end of its Wilson interval."""
+        if self.bound is Bound.value:
+            return float(getattr(row, self.metric))
+        low, high = row.interval(self.metric)
+        return low if self.bound is Bound.low else high
 
     def matches(self, row: ResultRow) -> bool:
         return (
@@ -106,7 +134,7 @@ class Rule(BaseModel):
                      (("model", self.model), ("defense", self.defense), ("attack", self.attack)) if value is not None]
         if self.eps is not None:
             selectors.append(f"eps={self.eps:g}")
-        text = f"{self.metric} {self.required}" + (f" [{', '.join(selectors)}]" if selectors else "")
+        text = f"{self.measure} {self.required}" + (f" [{', '.join(selectors)}]" if selectors else "")
         return f"{self.name}: {text}" if self.name else text
 
 
@@ -197,12 +225,13 @@ def _untrusted(rule: Rule, matched: list[ResultRow]) -> _Check | None:
 
 def _check_bound(rule: Rule, bound: float, matched: list[ResultRow], *, lower: bool) -> _Check:
     """A `min` (lower=True) or `max` bound, decided by the worst matching row."""
-    worst = (min if lower else max)(matched, key=lambda row: _value(row, rule.metric))
-    value = _value(worst, rule.metric)
+    worst = (min if lower else max)(matched, key=rule.value)
+    value = rule.value(worst)
     passed = value >= bound - TOLERANCE if lower else value <= bound + TOLERANCE
     relation = (">=" if lower else "<=") if passed else ("below" if lower else "above")
     extreme = "lowest" if lower else "highest"
-    return _Check(passed, value, f"{extreme} {rule.metric} {value:.6g} ({_label(worst)}) is {relation} {bound:g}")
+    return _Check(passed, value, f"{extreme} {rule.measure} {value:.6g}{_interval(worst, rule.metric)} "
+                                 f"({_label(worst)}) is {relation} {bound:g}")
 
 
 def _check_drop(rule: Rule, bound: float, matched: list[ResultRow], baseline: Sequence[ResultRow] | None) -> _Check:
@@ -218,12 +247,12 @@ def _check_drop(rule: Rule, bound: float, matched: list[ResultRow], baseline: Se
                                        "attack, norm and ε")
         if _missing(getattr(before, rule.metric)):
             return _Check(False, None, f"{_label(row)}: the baseline's {rule.metric} is missing (NaN)")
-        drops.append(((_value(before, rule.metric) - _value(row, rule.metric)) * scale, row, before))
+        drops.append(((rule.value(before) - rule.value(row)) * scale, row, before))
     drop, row, before = max(drops, key=lambda d: d[0])
     passed = drop <= bound + TOLERANCE
     relation = "within" if passed else "exceeds"
-    return _Check(passed, drop, f"largest drop {drop:.6g}{rule.unit} ({_label(row)}: {rule.metric} "
-                                f"{_value(before, rule.metric):.6g} -> {_value(row, rule.metric):.6g}) "
+    return _Check(passed, drop, f"largest drop {drop:.6g}{rule.unit} ({_label(row)}: {rule.measure} "
+                                f"{rule.value(before):.6g} -> {rule.value(row):.6g}) "
                                 f"{relation} {bound:g}")
 
 
@@ -238,8 +267,12 @@ def _counterpart(row: ResultRow, baseline: Sequence[ResultRow]) -> ResultRow | N
     )
 
 
-def _value(row: ResultRow, metric: str) -> float:
-    return float(getattr(row, metric))
+def _interval(row: ResultRow, metric: str) -> str:
+    """` (95% CI 0.912–0.951)` for accuracies, nothing for other columns."""
+    if metric not in INTERVAL_METRICS:
+        return ""
+    low, high = row.interval(metric)
+    return f" (95% CI {low:.3g}–{high:.3g})"
 
 
 def _missing(value: Any) -> bool:

@@ -1,23 +1,38 @@
-"""The gradient-masking guard: is a model's PGD number believable?
+"""The gradient-masking guard: tell a model that hides its gradients from an attack that has not converged.
 
-A defended model that only hides its gradients looks robust to PGD and falls to anything that
-does not need them. For every guarded model the runner gathers evidence at the largest ε of
-the suite's PGD — a PGD with `steps_factor`× the steps and `restarts` random restarts on the
-first `n` inputs, a transfer attack (the suite's PGD examples crafted on another, standard
-model) and the suite's other attacks (the inverting generator among them) — and
-`masking_findings` turns it into reasons to flag the PGD row `masking?`:
+A defended model that only hides its gradients looks robust to gradient attacks and falls to
+anything that does not need them. A stronger attack finding a few more adversarial examples on
+an honest model is something else: the weaker attack had not converged. The first is a flag
+that fails a release gate; the second is folded into the per-input worst case and shown as a
+note ("pgd not converged: the worst case is 3.2 points lower").
 
-* FGSM leaves less accuracy than PGD at some ε;
-* the stronger PGD lowers accuracy on its inputs by more than `tolerance`;
-* PGD's accuracy stays above `floor` while another attack leaves `gap` less.
+`masking_findings` turns evidence at one ε into reasons to flag it `masking?`, the signatures
+of Carlini et al. ("On Evaluating Adversarial Robustness") and of AutoAttack's checks:
+
+* FGSM leaves less accuracy than PGD;
+* gradient-free or transfer attacks alone break more than `gap` of the inputs, inputs that
+  every white-box attack missed;
+* an ε = 1 Linf PGD, which may repaint the whole image, leaves more than `unbounded_max`;
+* AutoAttack's calibrated zero-gradient, randomness or Square checks fire.
+
+For guarded models the runner adds evidence that costs attacks of its own on the first `n`
+inputs: the stronger PGD (`steps_factor`× the steps, `restarts` random restarts; skipped when
+the suite runs a step-size-free APGD, AutoAttack's, at that ε), the transfer attack (the
+suite's PGD examples crafted on a standard model) and the unbounded PGD.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from robustinv.records import ResultRow
+from robustinv.worst_case import WorstCase
+
+UNBOUNDED_EPS = 1.0  # Linf ε that lets an attack replace the whole image
 
 
 class Guarded(str, Enum):
@@ -32,12 +47,12 @@ class GuardConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     models: Guarded = Guarded.defended
-    n: int = Field(200, ge=1, description="inputs the stronger PGD attacks (the first n of the eval set)")
+    n: int = Field(200, ge=1, description="inputs the guard's own attacks see (the first n of the eval set)")
     steps_factor: int = Field(4, ge=1)
     restarts: int = Field(5, ge=1)
-    tolerance: float = Field(0.01, ge=0, le=1, description="accuracy the stronger PGD may remove (1 point)")
-    floor: float = Field(0.10, ge=0, le=1, description="PGD accuracy above which other attacks are compared")
-    gap: float = Field(0.10, gt=0, le=1, description="how much less accuracy another attack must leave")
+    tolerance: float = Field(0.01, ge=0, le=1, description="gap to the worst case above which an attack gets a note")
+    gap: float = Field(0.05, gt=0, le=1, description="share of inputs only gradient-free or transfer attacks broke")
+    unbounded_max: float = Field(0.05, ge=0, le=1, description="accuracy an ε = 1 Linf PGD may leave")
     transfer: bool = True
 
     def applies_to(self, defense: str) -> bool:
@@ -46,31 +61,45 @@ class GuardConfig(BaseModel):
 
 @dataclass(frozen=True)
 class GuardEvidence:
-    """Robust accuracies (fractions) of one model the findings are computed from."""
+    """What the findings at one ε of one model are computed from (accuracies and shares are fractions)."""
 
     eps: float
-    pgd_acc: float
-    pgd_acc_subset: float
-    strong_acc_subset: float  # inputs surviving both the suite's PGD and the stronger one
-    fgsm_vs_pgd: dict[float, tuple[float, float]] = field(default_factory=dict)  # ε → (FGSM, PGD)
-    others: dict[str, float] = field(default_factory=dict)  # attack → accuracy at `eps`
+    fgsm_vs_pgd: tuple[float, float] | None = None  # (FGSM, PGD) at `eps`
+    gradient_free_only: float = 0.0  # share of inputs only gradient-free or transfer attacks broke
+    gradient_free_attacks: tuple[str, ...] = ()
+    unbounded_acc: float | None = None  # what an ε = 1 Linf PGD left
+    reference_flags: dict[str, list[str]] = field(default_factory=dict)  # attack → AutoAttack masking flags
 
 
 def masking_findings(evidence: GuardEvidence, config: GuardConfig) -> list[str]:
-    """Human-readable reasons to distrust the PGD number; empty when none."""
-    findings = [
-        f"FGSM beats PGD at ε={eps:g}: {100 * fgsm:.1f}% vs {100 * pgd:.1f}%"
-        for eps, (fgsm, pgd) in sorted(evidence.fgsm_vs_pgd.items()) if fgsm < pgd
-    ]
-    drop = evidence.pgd_acc_subset - evidence.strong_acc_subset
-    if drop > config.tolerance:
+    """Human-readable reasons to distrust the robust accuracy at `evidence.eps`; empty when none."""
+    findings = []
+    if evidence.fgsm_vs_pgd is not None and evidence.fgsm_vs_pgd[0] < evidence.fgsm_vs_pgd[1]:
+        fgsm, pgd = evidence.fgsm_vs_pgd
+        findings.append(f"FGSM beats PGD at ε={evidence.eps:g}: {100 * fgsm:.1f}% vs {100 * pgd:.1f}%")
+    if evidence.gradient_free_only > config.gap:
         findings.append(
-            f"{config.steps_factor}× steps and {config.restarts} restarts lower accuracy by {100 * drop:.1f} points "
-            f"at ε={evidence.eps:g} ({100 * evidence.pgd_acc_subset:.1f}% → {100 * evidence.strong_acc_subset:.1f}%)"
+            f"{' and '.join(evidence.gradient_free_attacks)} alone broke {100 * evidence.gradient_free_only:.1f}% "
+            f"of the inputs at ε={evidence.eps:g}, inputs every white-box attack missed (more than "
+            f"{100 * config.gap:g}%)"
         )
-    if evidence.pgd_acc > config.floor:
-        findings += [
-            f"{attack} leaves {100 * acc:.1f}% against PGD's {100 * evidence.pgd_acc:.1f}% at ε={evidence.eps:g}"
-            for attack, acc in sorted(evidence.others.items()) if acc < evidence.pgd_acc - config.gap
-        ]
+    if evidence.unbounded_acc is not None and evidence.unbounded_acc > config.unbounded_max:
+        findings.append(
+            f"an ε = {UNBOUNDED_EPS:g} Linf PGD, free to repaint the whole image, leaves "
+            f"{100 * evidence.unbounded_acc:.1f}% accuracy (more than {100 * config.unbounded_max:g}%)"
+        )
+    findings += [
+        f"{attack}: AutoAttack's check {', '.join(flags)}" for attack, flags in sorted(evidence.reference_flags.items())
+    ]
     return findings
+
+
+def convergence_notes(rows: Sequence[ResultRow], worst: WorstCase, *, tolerance: float) -> list[str]:
+    """Attacks that leave clearly more than the worst case on the inputs they saw: not converged, not masking."""
+    notes = []
+    for row in rows:
+        covered = worst.robust[: row.n]
+        gap = row.robust_acc - float(covered.double().mean())
+        if gap > tolerance:
+            notes.append(f"{row.attack} not converged: the worst case is {100 * gap:.1f} points lower")
+    return notes

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any
 
 import torch
+
+from robustinv.metrics import wilson_interval
+
+
+WORST_CASE = "worst_case"  # the attack name of the per-input worst case over every attack at one ε
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,37 @@ class ResultRow:
     model_source: str
     model_train_seconds: float
 
+    @property
+    def clean_acc_low(self) -> float:
+        return wilson_interval(self.clean_acc, self.n)[0]
+
+    @property
+    def clean_acc_high(self) -> float:
+        return wilson_interval(self.clean_acc, self.n)[1]
+
+    @property
+    def robust_acc_low(self) -> float:
+        return wilson_interval(self.robust_acc, self.n)[0]
+
+    @property
+    def robust_acc_high(self) -> float:
+        return wilson_interval(self.robust_acc, self.n)[1]
+
+    def interval(self, metric: str) -> tuple[float, float]:
+        """The Wilson 95% interval of `clean_acc` or `robust_acc`."""
+        return wilson_interval(getattr(self, metric), self.n)
+
+
+# Wilson 95% bounds of the accuracies: derived from the row (never stored), written beside it in CSV and JSON.
+INTERVAL_COLUMNS: tuple[str, ...] = ("clean_acc_low", "clean_acc_high", "robust_acc_low", "robust_acc_high")
+INTERVAL_METRICS: frozenset[str] = frozenset({"clean_acc", "robust_acc"})
+
+
+def row_record(row: ResultRow) -> dict[str, Any]:
+    """A row as a JSON-ready dict: its fields, then its derived interval columns."""
+    record = asdict(row)
+    return {name: record[name] if name in record else getattr(row, name) for name in COLUMNS}
+
 
 @dataclass(frozen=True)
 class TargetCell:
@@ -59,7 +95,9 @@ class TargetCell:
     success_rate: float
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ResultRow))
+_AFTER_ROBUST = _FIELDS.index("robust_acc") + 1
+COLUMNS: tuple[str, ...] = _FIELDS[:_AFTER_ROBUST] + INTERVAL_COLUMNS + _FIELDS[_AFTER_ROBUST:]
 _FLOAT_COLUMNS = frozenset(f.name for f in fields(ResultRow) if f.type == "float")
 TIMING_COLUMNS: frozenset[str] = frozenset(
     {"run_id", "seconds", "samples_per_s", "train_seconds", "model_train_seconds"}
@@ -70,6 +108,7 @@ def row_from_dict(record: dict[str, Any]) -> ResultRow:
     """A row from its JSON form: null numbers (JSON has no NaN) back to NaN, the flag list to a tuple."""
     values: dict[str, Any] = {
         name: math.nan if name in _FLOAT_COLUMNS and value is None else value for name, value in record.items()
+        if name not in INTERVAL_COLUMNS  # derived from the row, recomputed rather than trusted
     }
     values["flags"] = tuple(values.get("flags", ()))
     return ResultRow(**values)

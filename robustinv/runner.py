@@ -15,7 +15,7 @@ import logging
 import math
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -29,15 +29,17 @@ from robustinv.attacks.pgd import Pgd, PgdConfig
 from robustinv.checkpoints import content_key
 from robustinv.data import Dataset, load_dataset
 from robustinv.errors import ModelError, RobustinvError
-from robustinv.guard import GuardEvidence, masking_findings
+from robustinv.guard import UNBOUNDED_EPS
 from robustinv.models import PreparedModel, prepare_models
 from robustinv.models.features import logits_and_features
 from robustinv.paths import cache_dir
 from robustinv.records import ResultRow, SampleGrid, TargetCell
 from robustinv.runtime import derive_seed, model_device, predict_logits, resolve_device
-from robustinv.sanity import Flag, check_rows
+from robustinv.sanity import check_rows
 from robustinv.store import CellKind, CellResult, ModelRecord, RunStatus, Store
 from robustinv.suite import Suite, dump_suite
+from robustinv.verdict import ModelOutcomes, verdict_rows
+from robustinv.worst_case import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,10 @@ class RunResult:
 def run_suite(
     suite: Suite, *, base_dir: Path | None = None, store: Store | None = None, out_dir: Path | None = None
 ) -> RunResult:
-    """Evaluate every (model, defense) of the suite under every attack and ε, then guard them.
+    """Evaluate every (model, defense) of the suite under every attack and ε, guard them, then judge them.
 
-    Rows come back sanity-checked; guarded models get their guard rows and `masking?` flags.
+    Rows come back sanity-checked; guarded models get their guard rows; every (model, defense,
+    norm, ε) gets a `worst_case` row over all its attacks, and `masking?` flags where found.
     With a `store`, each finished cell is committed to it, its tensors written under `out_dir`
     (required then), and an earlier run of the same resolved suite into the same `out_dir` is
     resumed under its run_id. Ctrl-C marks the run interrupted in the store and propagates.
@@ -104,7 +107,7 @@ def run_suite(
 
     journal = _Journal(f"{started:%Y%m%dT%H%M%SZ}-{suite_key[:6]}", started.isoformat(timespec="seconds"))
     found_versions = versions()
-    guard = _guard_plan(suite, models, len(y))
+    guard = _guard_plan(suite, models, attacks, len(y))
     cells = _CellRunner(journal, suite, dataset, x, y, cache, device, found_versions, guard)
     if store is not None:
         assert out_dir is not None
@@ -112,7 +115,8 @@ def run_suite(
                               planned=cells.plan(models, attacks))
     try:
         evaluated = [_evaluate(cells, model, attacks) for model in models]
-        rows = [row for state in evaluated for row in guarded_rows(cells, state, evaluated)]
+        for state in evaluated:
+            guard_cells(cells, state, evaluated)
     except KeyboardInterrupt:
         journal.stop(RunStatus.interrupted)
         raise
@@ -128,7 +132,10 @@ def run_suite(
     )
     targets = [cell for state in evaluated for cell in state.targets]
     grids = [grid for state in evaluated for grid in state.grids]
-    return RunResult(info, check_rows(rows), targets, grids, computed=journal.computed, reused=journal.reused)
+    rows = check_rows(row for state in evaluated for row in state.rows)
+    outcomes = {(state.model.name, state.model.defense): state.outcomes for state in evaluated}
+    rows = check_rows(verdict_rows(rows, outcomes, suite.guard))
+    return RunResult(info, rows, targets, grids, computed=journal.computed, reused=journal.reused)
 
 
 @torch.no_grad()
@@ -206,28 +213,31 @@ def _as_first_recorded(store: Store, run_id: str, model: PreparedModel) -> Prepa
 
 @dataclass(frozen=True)
 class _GuardPlan:
-    """What the guard attacks: the suite's Linf PGD at its largest ε, again with more steps and restarts."""
+    """What the guard attacks: the suite's Linf PGD at its largest ε, again stronger, and at ε = 1."""
 
     suite_pgd: PgdConfig
     eps: float
-    strong: Pgd
+    strong: Pgd | None  # None when the suite runs a step-size-free APGD at `eps`, which replaces it
+    unbounded: Pgd
     n: int  # the first n inputs
 
 
-def _guard_plan(suite: Suite, models: list[PreparedModel], n_eval: int) -> _GuardPlan | None:
+def _guard_plan(suite: Suite, models: list[PreparedModel], attacks: list[Attack], n_eval: int) -> _GuardPlan | None:
     """None when no model is guarded or the suite has no Linf PGD to check."""
     config = suite.guard
-    pgds = [a for a in suite.attacks if a.name == "pgd" and a.norm is Norm.linf]
+    pgds = [a for a in suite.attacks if isinstance(a, PgdConfig) and a.norm is Norm.linf]
     if not pgds or not any(config.applies_to(model.defense) for model in models):
         return None
     suite_pgd = max(pgds, key=lambda a: max(a.eps))  # the first of them with the largest ε
-    assert isinstance(suite_pgd, PgdConfig)
     eps = max(suite_pgd.eps)
-    strong = suite_pgd.model_copy(update={
+    replaced = any(a.step_size_free and a.config.norm is Norm.linf and eps in a.config.eps for a in attacks)
+    strong = None if replaced else Pgd(suite_pgd.model_copy(update={
         "eps": [eps], "label": f"{suite_pgd.display_name}-guard", "steps": suite_pgd.steps * config.steps_factor,
-        "restarts": config.restarts, "random_start": True,
-    })
-    return _GuardPlan(suite_pgd, eps, Pgd(strong), min(config.n, n_eval))
+        "restarts": config.restarts, "random_start": True, "n": None,
+    }))
+    unbounded = Pgd(PgdConfig(eps=[UNBOUNDED_EPS], label=f"{suite_pgd.display_name}-unbounded", steps=20,
+                              step_size=0.1, batch_size=suite_pgd.batch_size))
+    return _GuardPlan(suite_pgd, eps, strong, unbounded, min(config.n, n_eval))
 
 
 @dataclass
@@ -237,22 +247,29 @@ class _Evaluated:
     model: PreparedModel
     clean_pred: torch.Tensor
     clean_features: torch.Tensor | None
+    outcomes: ModelOutcomes
     rows: list[ResultRow] = field(default_factory=list)
     targets: list[TargetCell] = field(default_factory=list)
     grids: list[SampleGrid] = field(default_factory=list)
-    reference_adv: torch.Tensor | None = None  # worst cases of the PGD cell the guard checks
+    reference_adv: torch.Tensor | None = None  # adversarial examples of the PGD cell the transfer check replays
+
+    def add(self, result: CellResult, *, gradient_free: bool = False) -> None:
+        """Keep a finished cell's row and per-input outcome."""
+        row = result.row
+        self.rows.append(row)
+        self.outcomes.outcomes[(row.attack, row.eps)] = Outcome(row.attack, result.robust, gradient_free)
 
 
 def _evaluate(cells: _CellRunner, model: PreparedModel, attacks: list[Attack]) -> _Evaluated:
     """Clean predictions of one model, then every suite attack at every ε."""
     clean_pred, clean_features = _logits_features(model, cells.x, cells.suite.eval_batch_size)
-    state = _Evaluated(model, clean_pred.argmax(1), clean_features)
+    state = _Evaluated(model, clean_pred.argmax(1), clean_features, ModelOutcomes(clean_pred.argmax(1) == cells.y))
     state.grids.append(sample_grid(model, "clean", 0.0, cells.x[None, :SAMPLE_INPUTS], cells.y))
     log.info("model %s: clean accuracy %.2f%%", model.label, 100 * metrics.accuracy(state.clean_pred, cells.y))
     for attack in attacks:
         for eps in attack.config.eps:
             result = cells.attack(state, attack, eps)
-            state.rows.append(result.row)
+            state.add(result, gradient_free=attack.gradient_free)
             state.targets.extend(result.targets)
             if result.grid is not None:
                 state.grids.append(result.grid)
@@ -286,7 +303,9 @@ class _CellRunner:
             return keys
         for model in models:
             if self.suite.guard.applies_to(model.defense):
-                keys.append(self._guard_key(model))
+                keys.append(self._guard_key(model, self.guard.unbounded))
+                if self.guard.strong is not None:
+                    keys.append(self._guard_key(model, self.guard.strong))
                 surrogate = _surrogate(model, models) if self.suite.guard.transfer else None
                 if surrogate is not None:
                     keys.append(self._transfer_key(model, surrogate))
@@ -302,20 +321,22 @@ class _CellRunner:
             lambda: self._run(state, attack, eps, grid=eps == max(config.eps), keep_adv=keep),
         )
 
-    def guard_attack(self, state: _Evaluated) -> CellResult:
-        """The guard's stronger PGD on the first inputs; its worst cases are kept for the evidence."""
+    def guard_attack(self, state: _Evaluated, attack: Pgd) -> CellResult:
+        """One of the guard's PGDs (stronger, or unbounded) on the first inputs."""
         guard = self.guard
         assert guard is not None
-        return self.journal.cell(self._guard_key(state.model), CellKind.guard,
-                                 lambda: self._run(state, guard.strong, guard.eps, n=guard.n, keep_adv=True))
+        eps = attack.config.eps[0]
+        return self.journal.cell(self._guard_key(state.model, attack), CellKind.guard,
+                                 lambda: self._run(state, attack, eps, n=guard.n))
 
     def transfer(self, state: _Evaluated, surrogate: _Evaluated, reference: ResultRow) -> CellResult:
         """The surrogate's worst cases of the reference PGD, replayed against this model."""
         def compute() -> CellResult:
             assert surrogate.reference_adv is not None
             config = {**reference.config, "name": "transfer", "surrogate": surrogate.model.label}
-            return CellResult(self.row(state, f"{reference.attack}-transfer", config, reference.eps,
-                                       surrogate.reference_adv))
+            row, robust = self.row(state, f"{reference.attack}-transfer", config, reference.eps,
+                                   surrogate.reference_adv)
+            return CellResult(row, robust)
 
         return self.journal.cell(self._transfer_key(state.model, surrogate.model), CellKind.transfer, compute)
 
@@ -331,9 +352,9 @@ class _CellRunner:
         label = config.display_name
         return self._key(kind, model, attack=label, config=config.row_config(eps, self._seed(model, label, eps)), n=n)
 
-    def _guard_key(self, model: PreparedModel) -> str:
+    def _guard_key(self, model: PreparedModel, attack: Pgd) -> str:
         assert self.guard is not None
-        return self._attack_key(model, self.guard.strong.config, self.guard.eps, n=self.guard.n, kind=CellKind.guard)
+        return self._attack_key(model, attack.config, attack.config.eps[0], n=self.guard.n, kind=CellKind.guard)
 
     def _transfer_key(self, model: PreparedModel, surrogate: PreparedModel) -> str:
         assert self.guard is not None
@@ -345,8 +366,9 @@ class _CellRunner:
 
     def _run(self, state: _Evaluated, attack: Attack, eps: float, *, n: int | None = None, grid: bool = False,
              keep_adv: bool = False) -> CellResult:
-        """Attack the first `n` inputs (all by default) and measure the outcome."""
+        """Attack the first `n` inputs (the attack's own `n`, else all) and measure the outcome."""
         model, config = state.model, attack.config
+        n = n if n is not None else config.n
         label = config.display_name
         seed = self._seed(model, label, eps)
         context = AttackContext(
@@ -358,8 +380,11 @@ class _CellRunner:
         output = attack.run(model.module, x, y, eps, seed=seed, context=context)
         k = output.samples.shape[0]
         sample_pred, sample_features = _candidates_view(model, output.samples, self.suite.eval_batch_size)
-        row = self.row(
-            state, label, config.row_config(eps, seed), eps, output.x_adv, n=n, seconds=output.seconds,
+        row_config = config.row_config(eps, seed)
+        if output.diagnostics:
+            row_config["diagnostics"] = output.diagnostics
+        row, robust = self.row(
+            state, label, row_config, eps, output.x_adv, n=n, seconds=output.seconds,
             train_seconds=output.train_seconds, samples_per_input=k,
             candidate_success=metrics.candidate_success(state.clean_pred[:n], sample_pred, y),
             diversity_cos=metrics.pairwise_cosine(sample_features) if sample_features is not None else math.nan,
@@ -370,12 +395,13 @@ class _CellRunner:
         targets = _target_cells(row, y, sample_pred, output.targets, self.dataset.num_classes)
         samples = output.samples[:SAMPLE_DRAWS, :SAMPLE_INPUTS]
         return CellResult(
-            row, tuple(targets), sample_grid(model, label, eps, samples, self.y) if grid else None,
+            row, robust, tuple(targets), sample_grid(model, label, eps, samples, self.y) if grid else None,
             output.x_adv if keep_adv else None,
         )
 
     def row(self, state: _Evaluated, label: str, config: dict[str, Any], eps: float, x_adv: torch.Tensor, *,
-            n: int | None = None, seconds: float = 0.0, **extra: Any) -> ResultRow:
+            n: int | None = None, seconds: float = 0.0, **extra: Any) -> tuple[ResultRow, torch.Tensor]:
+        """The result row of adversarial examples for the first `n` inputs, and which of them stayed correct."""
         model = state.model
         x, y, clean_pred = self.x[:n], self.y[:n], state.clean_pred[:n]
         adv_logits, adv_features = _logits_features(model, x_adv, self.suite.eval_batch_size)
@@ -406,59 +432,31 @@ class _CellRunner:
         )
         log.info("model %s | %s ε=%g: robust %.2f%%, success %.2f%%, feature consistency %.3f (%.1fs)", model.label,
                  row.attack, eps, 100 * row.robust_acc, 100 * row.success_rate, row.feature_consistency, row.seconds)
-        return row
+        return row, (clean_pred == y) & (adv_pred == y)
 
 
-def guarded_rows(cells: _CellRunner, state: _Evaluated, everyone: list[_Evaluated]) -> list[ResultRow]:
-    """The model's rows, plus the guard's rows and `masking?` flags when the guard applies to it."""
-    rows, config, guard = list(state.rows), cells.suite.guard, cells.guard
+def guard_cells(cells: _CellRunner, state: _Evaluated, everyone: list[_Evaluated]) -> None:
+    """The guard's own attacks on a guarded model: the stronger PGD, the transfer attack, the unbounded PGD.
+
+    Their rows join the model's; the first two also join its worst case, the unbounded one is
+    evidence only (ε = 1 is no threat model).
+    """
+    config, guard = cells.suite.guard, cells.guard
     if not config.applies_to(state.model.defense):
-        return rows
+        return
     if guard is None:
         log.warning("guard: model %s has no Linf PGD rows to check; skipped", state.model.label)
-        return rows
-    reference = next(r for r in rows if r.attack == guard.suite_pgd.display_name and r.eps == guard.eps)
-    strong = cells.guard_attack(state)
-    assert state.reference_adv is not None and strong.x_adv is not None
-    survived = _robust_mask(state, state.reference_adv, cells.y)[: guard.n]
-    survived_strong = survived & _robust_mask(state, strong.x_adv, cells.y[: guard.n])
-    evidence_others = {
-        r.attack: r.robust_acc for r in rows
-        if r.eps == reference.eps and r.config.get("name") not in ("pgd", "fgsm")
-    }
-    extra_rows = [strong.row]
+        return
+    if guard.strong is not None:
+        state.add(cells.guard_attack(state, guard.strong))
     surrogate = _surrogate(state.model, [e.model for e in everyone]) if config.transfer else None
     if surrogate is not None:
+        reference = next(r for r in state.rows if r.attack == guard.suite_pgd.display_name and r.eps == guard.eps)
         source = next(e for e in everyone if e.model is surrogate)
-        transfer_row = cells.transfer(state, source, reference).row
-        extra_rows.append(transfer_row)
-        evidence_others[transfer_row.attack] = transfer_row.robust_acc
-    evidence = GuardEvidence(
-        eps=reference.eps, pgd_acc=reference.robust_acc, pgd_acc_subset=float(survived.double().mean()),
-        strong_acc_subset=float(survived_strong.double().mean()),
-        fgsm_vs_pgd=_fgsm_vs_pgd(rows, reference.attack), others=evidence_others,
-    )
-    findings = masking_findings(evidence, config)
-    for finding in findings:
-        log.warning("guard: model %s: %s", state.model.label, finding)
-    flag = (Flag.masking.value,) if findings else ()
-    guard_config = {**strong.row.config, "findings": findings, "evidence": asdict(evidence)}
-    extra_rows[0] = replace(strong.row, config=guard_config, flags=flag)
-    return [replace(r, flags=r.flags + flag) if r is reference else r for r in rows] + extra_rows
-
-
-def _robust_mask(state: _Evaluated, x_adv: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per input (the first len(y)): classified correctly both clean and adversarially."""
-    adv_pred = predict_logits(state.model.module, x_adv).argmax(1)
-    return (state.clean_pred[: len(y)] == y) & (adv_pred == y)
-
-
-def _fgsm_vs_pgd(rows: list[ResultRow], pgd_label: str) -> dict[float, tuple[float, float]]:
-    fgsm: dict[float, float] = {}
-    for r in rows:
-        if r.config.get("name") == "fgsm" and r.norm == Norm.linf.value:
-            fgsm[r.eps] = min(fgsm.get(r.eps, 1.0), r.robust_acc)
-    return {r.eps: (fgsm[r.eps], r.robust_acc) for r in rows if r.attack == pgd_label and r.eps in fgsm}
+        state.add(cells.transfer(state, source, reference), gradient_free=True)
+    unbounded = cells.guard_attack(state, guard.unbounded).row
+    state.rows.append(unbounded)
+    state.outcomes.unbounded_acc[unbounded.norm] = unbounded.robust_acc
 
 
 def _surrogate(model: PreparedModel, models: list[PreparedModel]) -> PreparedModel | None:

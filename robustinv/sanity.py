@@ -3,6 +3,12 @@
 Checks within one row: robust ≤ clean; the perturbation stays within ε (+1e-6).
 Checks across rows of one model and defense: PGD is at least as strong as FGSM at the same ε and norm;
 robust accuracy does not rise with ε for the same attack.
+
+AutoAttack's own checks (`robustinv.attacks.aa_runner` keeps what the reference code said)
+become `aa:` flags on its rows, calibrated so that a flag means something is wrong: the
+reference code warns when Square lowers accuracy by 0.2% (one image in 200 on an honest
+model) and when a single input has a zero gradient (a saturated softmax does that), so those two
+count only past `SQUARE_GAP` and `ZERO_GRADIENT_SHARE`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from enum import Enum
 from robustinv.records import ResultRow
 
 NORM_TOLERANCE = 1e-6
+SQUARE_GAP = 0.02  # Square must break more than 2% of the inputs the white-box members left standing
+ZERO_GRADIENT_SHARE = 0.05  # inputs whose logit-margin gradient is exactly zero everywhere
 
 
 class Flag(str, Enum):
@@ -23,6 +31,11 @@ class Flag(str, Enum):
     pgd_weaker_than_fgsm = "pgd>fgsm"
     acc_rises_with_eps = "acc-rises-with-eps"
     masking = "masking?"
+    aa_randomized = "aa:randomized"
+    aa_probabilities = "aa:probabilities"
+    aa_dynamic = "aa:dynamic"
+    aa_zero_grad = "aa:zero-grad"
+    aa_square = "aa:square"
 
     @property
     def explanation(self) -> str:
@@ -36,9 +49,27 @@ EXPLANATIONS = {
     "too-small step size",
     Flag.acc_rises_with_eps: "robust accuracy is higher at this ε than at a smaller one for the same attack: "
     "likely gradient masking or a failing attack",
-    Flag.masking: "the gradient-masking guard found a stronger or gradient-free attack doing clearly better than "
-    "the suite's PGD (see the guard row's `findings`): the robust accuracy is likely overstated",
+    Flag.masking: "a signature of gradient masking (see the worst-case row's `findings`): FGSM beating PGD, a "
+    "gradient-free or transfer attack breaking inputs every white-box attack missed, an ε = 1 attack that fails, or "
+    "AutoAttack's zero-gradient, randomness or Square checks: the robust accuracy is likely overstated",
+    Flag.aa_randomized: "AutoAttack: the model's outputs differ between identical forward passes (a randomized "
+    "defense or dropout left on): the numbers are not repeatable; evaluate it with version = \"rand\"",
+    Flag.aa_probabilities: "AutoAttack: the model outputs probabilities, not logits: the cross-entropy attacks "
+    "saturate and understate what an attacker can do",
+    Flag.aa_dynamic: "AutoAttack: the forward pass computes gradients itself (a dynamic or test-time defense): "
+    "fixed attacks may not be enough; use an adaptive attack",
+    Flag.aa_zero_grad: f"AutoAttack: more than {ZERO_GRADIENT_SHARE:.0%} of the inputs have an exactly zero "
+    "gradient of the logit margin: gradient-based attacks are blind there (shattered gradients)",
+    Flag.aa_square: f"AutoAttack: the gradient-free Square attack broke more than {SQUARE_GAP:.0%} of the inputs "
+    "the white-box members left standing: the white-box attacks are being misled",
 }
+_REFERENCE_CHECKS = {  # the reference code's check function → flag
+    "check_randomized": Flag.aa_randomized,
+    "check_range_output": Flag.aa_probabilities,
+    "check_dynamic": Flag.aa_dynamic,
+}
+# The reference checks that point at gradient masking (the guard turns them into `masking?`).
+MASKING_REFERENCE_FLAGS = frozenset({Flag.aa_randomized, Flag.aa_zero_grad, Flag.aa_square})
 
 
 def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
@@ -72,8 +103,29 @@ def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
     ]
 
 
+def reference_flags(row: ResultRow) -> list[Flag]:
+    """Calibrated flags from what AutoAttack's code reported for this row (none for other attacks)."""
+    diagnostics = row.config.get("diagnostics") or {}
+    flags = list(dict.fromkeys(
+        _REFERENCE_CHECKS[c["check"]] for c in diagnostics.get("checks", ()) if c.get("check") in _REFERENCE_CHECKS
+    ))
+    if diagnostics.get("zero_gradient_share", 0.0) > ZERO_GRADIENT_SHARE:
+        flags.append(Flag.aa_zero_grad)
+    if square_gain(diagnostics.get("log", {})) > SQUARE_GAP:
+        flags.append(Flag.aa_square)
+    return flags
+
+
+def square_gain(log: dict[str, float]) -> float:
+    """How much robust accuracy Square removed after the members before it (AutoAttack's Square check)."""
+    before = [acc for member, acc in log.items() if member not in ("square", "clean")]
+    if "square" not in log or not before:
+        return 0.0
+    return min(before) - log["square"]
+
+
 def _row_flags(row: ResultRow) -> list[Flag]:
-    flags = []
+    flags = reference_flags(row)
     if row.robust_acc > row.clean_acc:
         flags.append(Flag.robust_above_clean)
     bound = row.max_linf if row.norm == "linf" else row.max_l2

@@ -7,8 +7,8 @@ output folder resumes where it stopped (see `robustinv.runner.run_suite`).
 
 What is small and queried lives in the database: run status and gate verdict, each cell's
 result row, target cells and sample-grid labels as JSON, and its headline numbers as columns.
-Tensors (worst-case inputs the guard reuses, sample-grid images) go to one safetensors file per
-cell under the run's output folder, `OUT/cells/<cell key>.safetensors`, written atomically
+Tensors (which inputs stayed correct, adversarial examples the guard reuses, sample-grid images)
+go to one safetensors file per cell under the run's output folder, `OUT/cells/<cell key>.safetensors`, written atomically
 before the cell's row is committed; the store records the path relative to OUT. Nothing is
 pickled.
 
@@ -139,10 +139,12 @@ class CellResult:
     """Everything later steps need from a finished cell.
 
     `row` carries no run-level flags (sanity checks and the guard add them over all rows);
-    `x_adv` is kept only for the worst cases the guard reuses.
+    `robust` says, per evaluated input, whether the model stayed correct (what the worst case
+    combines); `x_adv` is kept only for the adversarial examples the guard reuses.
     """
 
     row: ResultRow
+    robust: torch.Tensor
     targets: tuple[TargetCell, ...] = ()
     grid: SampleGrid | None = None
     x_adv: torch.Tensor | None = None
@@ -448,14 +450,12 @@ def _headlines(cells: list[sqlite3.Row]) -> tuple[Headline, ...]:
     return tuple(headlines)
 
 
-def _write_artifact(out_dir: Path, key: str, result: CellResult) -> str | None:
-    tensors = {}
+def _write_artifact(out_dir: Path, key: str, result: CellResult) -> str:
+    tensors = {"robust": result.robust.to(torch.uint8).contiguous()}
     if result.x_adv is not None:
         tensors["x_adv"] = result.x_adv.detach().cpu().contiguous()
     if result.grid is not None:
         tensors["grid_images"] = result.grid.images.contiguous()
-    if not tensors:
-        return None
     relative = f"{CELLS_DIR}/{key}.safetensors"
     try:
         atomic_write(out_dir / relative, lambda tmp: save_file(tensors, str(tmp)))
@@ -469,6 +469,7 @@ def _cell_result(found: sqlite3.Row, tensors: dict[str, torch.Tensor]) -> CellRe
     grid = None if grid_json is None else SampleGrid.from_meta(json.loads(grid_json), tensors["grid_images"])
     return CellResult(
         row=row_from_dict(json.loads(found["row_json"])),
+        robust=tensors["robust"].bool(),
         targets=tuple(TargetCell(**cell) for cell in json.loads(found["targets_json"])),
         grid=grid,
         x_adv=tensors.get("x_adv"),

@@ -55,14 +55,18 @@ def test_run_writes_results(tmp_path: Path) -> None:
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert set(REQUIRED_COLUMNS) <= set(rows[0])
-    assert [(r["attack"], float(r["eps"])) for r in rows] == [("fgsm", 0.1), ("fgsm", 0.3), ("pgd", 0.1), ("pgd", 0.3)]
+    assert [(r["attack"], float(r["eps"])) for r in rows] == [
+        ("fgsm", 0.1), ("fgsm", 0.3), ("pgd", 0.1), ("pgd", 0.3), ("worst_case", 0.1), ("worst_case", 0.3)]
+    worst = rows[-1]
+    assert float(worst["robust_acc"]) <= min(float(r["robust_acc"]) for r in rows if float(r["eps"]) == 0.3)
+    assert float(worst["robust_acc_low"]) <= float(worst["robust_acc"]) <= float(worst["robust_acc_high"])
     config = json.loads(rows[2]["config"])
     assert config["steps"] == 5 and config["eps"] == 0.1 and config["name"] == "pgd" and "seed" in config
     for row in rows:
         assert float(row["robust_acc"]) <= float(row["clean_acc"])
         assert float(row["max_linf"]) <= float(row["eps"]) + 1e-6
     payload = json.loads((out / "results.json").read_text())
-    assert payload["run"]["suite"] == "tiny" and len(payload["results"]) == 4
+    assert payload["run"]["suite"] == "tiny" and len(payload["results"]) == 6
     assert "pgd" in stdout and "robust" in stdout
 
 

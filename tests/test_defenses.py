@@ -12,7 +12,9 @@ import torch.nn.functional as F
 from robustinv.attacks import build_attack
 from robustinv.data import Dataset
 from robustinv.errors import RobustinvError
-from robustinv.guard import GuardConfig, GuardEvidence, masking_findings
+from robustinv.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
+from robustinv.records import ResultRow
+from robustinv.worst_case import Outcome, worst_case
 from robustinv.metrics import feature_consistency, robust_accuracy
 from robustinv.models import ModelSpec, prepare_model
 from robustinv.models.zoo import smallcnn
@@ -153,23 +155,38 @@ def test_torchscript_models_take_no_trained_defenses(tmp_path: Path) -> None:
 
 # The masking guard --------------------------------------------------------------------------
 
-def _evidence(**changes: object) -> GuardEvidence:
-    base: dict[str, object] = {"eps": 0.3, "pgd_acc": 0.05, "pgd_acc_subset": 0.05, "strong_acc_subset": 0.05}
-    return GuardEvidence(**{**base, **changes})  # type: ignore[arg-type]
-
-
 def test_guard_findings_rule_by_rule() -> None:
     config = GuardConfig()
-    assert masking_findings(_evidence(), config) == []
-    assert masking_findings(_evidence(fgsm_vs_pgd={0.3: (0.02, 0.05)}), config)[0].startswith("FGSM beats PGD")
-    assert masking_findings(_evidence(fgsm_vs_pgd={0.3: (0.05, 0.05)}), config) == []
-    assert "lower accuracy by 2.0 points" in masking_findings(_evidence(strong_acc_subset=0.03), config)[0]
-    assert masking_findings(_evidence(strong_acc_subset=0.045), config) == []  # within 1 point
-    robust = {"pgd_acc": 0.6, "pgd_acc_subset": 0.6, "strong_acc_subset": 0.6}
-    assert "inversion leaves 20.0%" in masking_findings(_evidence(**robust, others={"inversion": 0.2}), config)[0]
-    assert masking_findings(_evidence(**robust, others={"inversion": 0.55}), config) == []
-    # below the floor, a stronger black-box result is expected, not suspicious
-    assert masking_findings(_evidence(others={"transfer": 0.0}), config) == []
+    assert masking_findings(GuardEvidence(eps=0.3), config) == []
+    assert masking_findings(GuardEvidence(eps=0.3, fgsm_vs_pgd=(0.02, 0.05)), config)[0].startswith("FGSM beats PGD")
+    assert masking_findings(GuardEvidence(eps=0.3, fgsm_vs_pgd=(0.05, 0.05)), config) == []
+    only_square = GuardEvidence(eps=0.3, gradient_free_only=0.2, gradient_free_attacks=("square",))
+    assert "square alone broke 20.0%" in masking_findings(only_square, config)[0]
+    # one image in 200 that only Square found is noise, not masking
+    assert masking_findings(GuardEvidence(eps=0.3, gradient_free_only=0.005, gradient_free_attacks=("square",)),
+                            config) == []
+    assert "leaves 30.0% accuracy" in masking_findings(GuardEvidence(eps=0.3, unbounded_acc=0.3), config)[0]
+    assert masking_findings(GuardEvidence(eps=0.3, unbounded_acc=0.0), config) == []
+    flagged = GuardEvidence(eps=0.3, reference_flags={"autoattack": ["aa:zero-grad"]})
+    assert "autoattack: AutoAttack's check aa:zero-grad" in masking_findings(flagged, config)
+
+
+def test_a_stronger_attack_finding_more_is_a_note_not_a_finding() -> None:
+    rows = [_row("pgd", 0.95, n=4)]
+    worst = worst_case(torch.tensor([True] * 4), [Outcome("pgd", torch.tensor([True, True, True, True])),
+                                                  Outcome("pgd-guard", torch.tensor([True, True, False, True]))])
+    assert convergence_notes(rows, worst, tolerance=0.01) == ["pgd not converged: the worst case is 20.0 points lower"]
+    assert convergence_notes([_row("pgd", 0.75, n=4)], worst, tolerance=0.01) == []
+
+
+def _row(attack: str, robust: float, *, n: int) -> ResultRow:
+    return ResultRow(
+        run_id="r", dataset="d", model="m", defense="pgd_at", attack=attack, norm="linf", eps=0.3, n=n, clean_acc=1.0,
+        robust_acc=robust, success_rate=0.0, mean_linf=0.3, max_linf=0.3, mean_l2=1.0, max_l2=1.0, seconds=1.0,
+        samples_per_s=1.0, train_seconds=0.0, samples_per_input=1, candidate_success=0.0, diversity_cos=math.nan,
+        diversity_l2=math.nan, target_success=math.nan, feature_consistency=1.0, flags=(), config={"name": attack},
+        seed=0, model_fingerprint="f", dataset_fingerprint="d", model_source="trained", model_train_seconds=0.0,
+    )
 
 
 MASKED_MODULE = '''
@@ -229,6 +246,11 @@ eps = [0.1, 0.3]
 steps = 20
 step_size = 0.05
 
+[[attacks]]
+name = "square"
+eps = [0.3]
+queries = 300
+
 [guard]
 models = "all"
 n = 60
@@ -249,5 +271,11 @@ def test_guard_flags_a_gradient_masked_model_and_not_an_honest_one(tmp_path: Pat
     assert transfer.config["surrogate"] == "honest" and transfer.robust_acc < masked_pgd.robust_acc - 0.1
     guard = by[("masked", "pgd-guard", 0.3)]
     assert guard.n == 60 and guard.config["steps"] == 80 and guard.config["restarts"] == 5
-    assert any("pgd-transfer leaves" in finding for finding in guard.config["findings"])
-    assert all(math.isfinite(r.feature_consistency) for r in result.rows)
+    worst = by[("masked", "worst_case", 0.3)]
+    assert Flag.masking.value in worst.flags and worst.robust_acc < 0.1, "Square sees through the rounding"
+    assert any("square" in finding and "alone broke" in finding for finding in worst.config["findings"])
+    assert any("ε = 1 Linf PGD" in finding for finding in worst.config["findings"])
+    assert Flag.aa_zero_grad.value in by[("masked", "square", 0.3)].flags
+    honest_worst = by[("honest", "worst_case", 0.3)]
+    assert not honest_worst.config["findings"] and honest_worst.robust_acc <= honest_pgd.robust_acc
+    assert all(math.isfinite(r.feature_consistency) for r in result.rows if r.attack != "worst_case")

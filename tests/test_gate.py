@@ -188,3 +188,19 @@ def test_step_summary_appends_to_the_github_file(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
     assert append_step_summary("## robustinv") == target
     assert target.read_text(encoding="utf-8") == "earlier step\n## robustinv\n"
+
+
+def test_a_rule_on_the_lower_bound_fails_where_the_measured_value_passes() -> None:
+    worst = replace(ROW, attack="worst_case", eps=0.3, n=100, robust_acc=0.88, config={"name": "worst_case"})
+    measured = gate(Rule(metric="robust_acc", attack="worst_case", min=0.85), rows=[worst])
+    assert measured.passed and "(95% CI 0.8" in measured.outcomes[0].reason
+    (outcome,) = gate(Rule(metric="robust_acc", attack="worst_case", min=0.85, bound="low"), rows=[worst]).outcomes
+    assert not outcome.passed and outcome.measured == pytest.approx(worst.robust_acc_low)
+    assert outcome.rule == "robust_acc (95% low) >= 0.85 [attack=worst_case]"
+    bigger = replace(worst, n=2000)  # the same accuracy measured on more inputs is known more precisely
+    assert gate(Rule(metric="robust_acc", attack="worst_case", min=0.85, bound="low"), rows=[bigger]).passed
+
+
+def test_an_interval_bound_needs_an_accuracy() -> None:
+    with pytest.raises(ValueError, match="bound = 'low' needs an accuracy"):
+        Rule(metric="success_rate", max=0.1, bound="low")

@@ -45,3 +45,13 @@ def test_norms() -> None:
     x_adv[1] = 0.1
     assert torch.allclose(metrics.linf_norms(x, x_adv), torch.tensor([0.4, 0.1]))
     assert torch.allclose(metrics.l2_norms(x, x_adv), torch.tensor([0.5, 0.2]))
+
+
+def test_wilson_interval_matches_hand_computed_values() -> None:
+    low, high = metrics.wilson_interval(0.5, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    low, high = metrics.wilson_interval(0.0, 10)  # not degenerate at 0%, unlike the normal approximation
+    assert low == 0.0 and round(high, 4) == 0.2775
+    low, high = metrics.wilson_interval(1.0, 200)
+    assert round(low, 4) == 0.9812 and high == 1.0
+    assert all(math.isnan(v) for v in metrics.wilson_interval(0.5, 0))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from robustinv import metrics
 from robustinv.suite import SuiteError, parse_suite
+from robustinv.worst_case import Outcome, worst_case
 
 CLASSES = 5
 
@@ -110,3 +111,32 @@ def test_eps_grids_are_accepted_only_inside_the_input_range(eps: list[float]) ->
     else:
         accepted = suite.attacks[0].eps
         assert accepted == sorted(eps) and all(0 < e <= 1 for e in accepted)
+
+
+@st.composite
+def outcomes(draw: st.DrawFn) -> tuple[torch.Tensor, list[Outcome]]:
+    """Clean correctness over n inputs and 1–5 attacks, each covering a prefix of them."""
+    n = draw(st.integers(1, 30))
+    clean = torch.tensor(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    attacks = []
+    for i in range(draw(st.integers(1, 5))):
+        m = draw(st.integers(1, n))
+        robust = torch.tensor(draw(st.lists(st.booleans(), min_size=m, max_size=m))) & clean[:m]
+        attacks.append(Outcome(f"a{i}", robust, gradient_free=draw(st.booleans())))
+    return clean, attacks
+
+
+@given(outcomes())
+@settings(max_examples=200, deadline=None)
+def test_the_worst_case_is_below_every_attack_on_the_inputs_it_saw(data: tuple[torch.Tensor, list[Outcome]]) -> None:
+    clean, attacks = data
+    worst = worst_case(clean, attacks)
+    assert not bool((worst.robust & ~clean).any())
+    for outcome in attacks:
+        m = len(outcome.robust)
+        assert not bool((worst.robust[:m] & ~outcome.robust).any())
+        assert float(worst.robust[:m].double().mean()) <= float(outcome.robust.double().mean()) + 1e-12
+    # the log accounts for every input broken, once, and ends at the worst case
+    assert sum(e.newly_broken for e in worst.log) == int(clean.sum()) - int(worst.robust.sum())
+    assert worst.log[-1].robust_acc == worst.robust_acc
+    assert 0 <= worst.gradient_free_only <= int(clean.sum()) - int(worst.robust.sum())

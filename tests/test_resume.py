@@ -29,7 +29,8 @@ from robustinv.runtime import resolve_device
 from robustinv.store import RunStatus, Store
 from robustinv.suite import Suite, load_suite
 
-# TINY_SUITE with a second standard model and the guard on both: 2 × 4 attack cells, 2 guard, 2 transfer.
+# TINY_SUITE with a second standard model and the guard on both: 2 × 4 attack cells, 2 guard, 2 transfer,
+# 2 unbounded.
 SECOND_MODEL = """
 [[models]]
 name = "second"
@@ -48,7 +49,7 @@ n = 20
 steps_factor = 2
 restarts = 2
 """
-CELLS = 12
+CELLS = 14
 
 
 def table(rows: list[ResultRow]) -> pd.DataFrame:
@@ -83,7 +84,8 @@ def reference(suite: Suite) -> RunResult:
 
 def test_a_run_without_a_store_computes_every_cell(reference: RunResult) -> None:
     assert (reference.computed, reference.reused) == (CELLS, 0)
-    assert len(reference.rows) == CELLS
+    worst = [row for row in reference.rows if row.attack == "worst_case"]
+    assert len(reference.rows) == CELLS + len(worst) and len(worst) == 4  # 2 models × ε 0.1, 0.3
 
 
 def test_a_store_needs_an_output_folder(suite: Suite, tmp_path: Path) -> None:
@@ -99,23 +101,23 @@ def test_a_resumed_run_computes_only_the_missing_cells(
         full = run_suite(suite, store=store, out_dir=out)
     assert (full.computed, full.reused) == (CELLS, 0)
     assert_same_results(full, reference)
-    # Tensors only where a later step needs them: the largest-ε grids (fgsm, pgd), the guard's worst cases.
-    assert len(list((out / "cells").glob("*.safetensors"))) == 6
+    # Every cell keeps its per-input outcomes (the worst case needs them), so every cell has tensors.
+    assert len(list((out / "cells").glob("*.safetensors"))) == CELLS
     assert {p.suffix for p in out.rglob("*") if p.is_file()} == {".safetensors"}
 
     # As if the run had stopped early: the guarded PGD cell of one model (with its grid and worst
-    # cases), and the other model's guard and transfer cells (which need the first model's).
+    # cases), and the other model's guard, unbounded and transfer cells (which need the first model's).
     with closing(sqlite3.connect(db)) as conn, conn:
         deleted = conn.execute(
             "DELETE FROM cells WHERE (model = 'smallcnn' AND attack = 'pgd' AND eps = 0.3) "
             "OR (model = 'second' AND kind IN ('guard', 'transfer'))"
         ).rowcount
-    assert deleted == 3
+    assert deleted == 4
     with caplog.at_level(logging.INFO, logger="robustinv.runner"), Store(db) as store:
         resumed = run_suite(suite, store=store, out_dir=out)
         [entry] = store.history()
-    assert f"resuming run {full.info.run_id}: {CELLS - 3} of {CELLS} cells already done" in caplog.text
-    assert (resumed.computed, resumed.reused) == (3, CELLS - 3)
+    assert f"resuming run {full.info.run_id}: {CELLS - 4} of {CELLS} cells already done" in caplog.text
+    assert (resumed.computed, resumed.reused) == (4, CELLS - 4)
     assert resumed.info.run_id == full.info.run_id and resumed.info.started == full.info.started
     assert {row.run_id for row in resumed.rows} == {full.info.run_id}
     assert entry.run.status is RunStatus.finished and entry.cells == CELLS
@@ -188,7 +190,7 @@ n = 40
 steps_factor = 2
 restarts = 2
 """
-SLOW_CELLS = 11  # 6 PGD (~1 s each on 2 CPUs), 4 FGSM, 1 guard (one model: no transfer)
+SLOW_CELLS = 12  # 6 PGD (~1 s each on 2 CPUs), 4 FGSM, 1 guard, 1 unbounded (one model: no transfer)
 
 
 def committed_cells(db: Path) -> int:

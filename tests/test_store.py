@@ -62,6 +62,9 @@ def test_a_new_store_has_the_schema_and_wal_journaling(tmp_path: Path) -> None:
         assert again.history() == []
 
 
+ROBUST = torch.tensor([True, False, True, True])
+
+
 def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: Store, tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_id = open_run(store, out)
@@ -71,7 +74,8 @@ def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: 
     grid = SampleGrid("net", "standard", "pgd", 0.3, (1, 2, 3), ((1, 2, 3), (2, 2, 3)),
                       ((0.5, 0.25, 1.0), (0.125, 0.75, 0.999999)), images)
     x_adv = torch.rand(4, 1, 8, 8)
-    store.commit_cell(run_id, "cellkey", CellKind.attack, CellResult(row, targets, grid, x_adv))
+    robust = torch.tensor([True, False, False, True])
+    store.commit_cell(run_id, "cellkey", CellKind.attack, CellResult(row, robust, targets, grid, x_adv))
 
     assert store.finished_cells(run_id) == {"cellkey"}
     assert (out / "cells" / "cellkey.safetensors").is_file()
@@ -80,25 +84,27 @@ def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: 
     assert same_row(loaded.row, row) and loaded.row.flags == ("norm>eps", "pgd>fgsm")
     assert loaded.targets == targets
     assert torch.equal(loaded.x_adv, x_adv) and loaded.x_adv.dtype == torch.float32
+    assert torch.equal(loaded.robust, robust) and loaded.robust.dtype == torch.bool
     assert torch.equal(loaded.grid.images, images)
     assert (loaded.grid.true_labels, loaded.grid.predictions, loaded.grid.confidences) == (
         grid.true_labels, grid.predictions, grid.confidences)
     assert store.load_cell(run_id, "no-such-cell") is None
 
 
-def test_a_cell_without_tensors_writes_no_artifact(store: Store, tmp_path: Path) -> None:
+def test_a_cell_keeps_its_per_input_outcomes_even_without_other_tensors(store: Store, tmp_path: Path) -> None:
     run_id = open_run(store, tmp_path / "out")
-    store.commit_cell(run_id, "transfer", CellKind.transfer, CellResult(make_row(attack="pgd-transfer")))
+    robust = torch.tensor([False, True, True])
+    store.commit_cell(run_id, "transfer", CellKind.transfer, CellResult(make_row(attack="pgd-transfer"), robust))
     loaded = store.load_cell(run_id, "transfer")
     assert loaded is not None and loaded.grid is None and loaded.x_adv is None and loaded.targets == ()
-    assert not (tmp_path / "out").exists()
+    assert torch.equal(loaded.robust, robust)
 
 
 def test_a_cell_whose_artifact_is_gone_is_reported_missing(store: Store, tmp_path: Path,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "out"
     run_id = open_run(store, out)
-    store.commit_cell(run_id, "k", CellKind.attack, CellResult(make_row(), x_adv=torch.zeros(4, 1, 8, 8)))
+    store.commit_cell(run_id, "k", CellKind.attack, CellResult(make_row(), ROBUST, x_adv=torch.zeros(4, 1, 8, 8)))
     (out / "cells" / "k.safetensors").write_bytes(b"truncated")
     with caplog.at_level(logging.WARNING, logger="robustinv.store"):
         assert store.load_cell(run_id, "k") is None
@@ -132,17 +138,17 @@ def test_history_headlines_and_gate_verdicts(store: Store, tmp_path: Path) -> No
     old = open_run(store, tmp_path / "old", run_id="old", started="2024-01-01T00:00:00+00:00")
     for attack, eps, robust in (("fgsm", 0.1, 0.6), ("fgsm", 0.3, 0.2), ("pgd", 0.1, 0.5), ("pgd", 0.3, 0.1)):
         row = make_row(attack=attack, eps=eps, robust_acc=robust, clean_acc=0.9)
-        store.commit_cell(old, f"{attack}{eps}", CellKind.attack, CellResult(row))
+        store.commit_cell(old, f"{attack}{eps}", CellKind.attack, CellResult(row, ROBUST))
     l2 = make_row(attack="pgd-l2", norm="l2", eps=2.0, robust_acc=0.0, clean_acc=0.9)
-    store.commit_cell(old, "l2", CellKind.attack, CellResult(l2))
+    store.commit_cell(old, "l2", CellKind.attack, CellResult(l2, ROBUST))
     guard = make_row(attack="pgd-guard", eps=0.3, robust_acc=0.0, clean_acc=0.9)
-    store.commit_cell(old, "guard", CellKind.guard, CellResult(guard))
+    store.commit_cell(old, "guard", CellKind.guard, CellResult(guard, ROBUST))
     other = make_row(model="other", defense="trades", attack="pgd", eps=0.3, robust_acc=0.4, clean_acc=0.8)
-    store.commit_cell(old, "other", CellKind.attack, CellResult(other))
+    store.commit_cell(old, "other", CellKind.attack, CellResult(other, ROBUST))
     store.finish_run(old, RunStatus.finished)
     store.record_gate(old, True)
     new = open_run(store, tmp_path / "new", run_id="new", key="k2", started="2024-02-01T00:00:00+00:00")
-    store.commit_cell(new, "x", CellKind.attack, CellResult(make_row(model="other", robust_acc=0.3)))
+    store.commit_cell(new, "x", CellKind.attack, CellResult(make_row(model="other", robust_acc=0.3), ROBUST))
     store.finish_run(new, RunStatus.finished)
     store.record_gate(new, False)
 
@@ -185,7 +191,7 @@ def test_a_damaged_page_is_one_clear_error(tmp_path: Path) -> None:
     with Store(path) as store:
         run_id = open_run(store, tmp_path / "out")
         for i in range(200):
-            store.commit_cell(run_id, f"k{i}", CellKind.attack, CellResult(make_row(attack=f"a{i}")))
+            store.commit_cell(run_id, f"k{i}", CellKind.attack, CellResult(make_row(attack=f"a{i}"), ROBUST))
     db = sqlite3.connect(path)
     page = db.execute("PRAGMA page_size").fetchone()[0]
     db.close()

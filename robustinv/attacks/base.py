@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -39,6 +39,7 @@ class AttackConfig(BaseModel):
     eps: list[float] = Field(min_length=1)
     norm: Norm = Norm.linf
     batch_size: int = Field(256, ge=1)
+    n: int | None = Field(None, ge=1, description="attack only the first n inputs of the eval set (all by default)")
 
     @field_validator("eps", mode="before")
     @classmethod
@@ -104,6 +105,7 @@ class Candidates:
     samples: torch.Tensor
     targets: torch.Tensor | None = None
     train_seconds: float = 0.0
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ class AttackOutput:
     """`x_adv` is the worst case per input; `samples` holds all k candidates, (k, N, C, H, W).
 
     `seconds` is the time to produce the candidates; `train_seconds` what the attack spent
-    learning before it could (a generator's training; 0 for gradient attacks).
+    learning before it could (a generator's training; 0 for gradient attacks). `diagnostics`
+    is what the attack's own code reported (AutoAttack's checks and per-member log), JSON-ready.
     """
 
     x_adv: torch.Tensor
@@ -119,12 +122,20 @@ class AttackOutput:
     seconds: float
     targets: torch.Tensor | None = None
     train_seconds: float = 0.0
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 class Attack(ABC):
-    """Base of every attack; subclasses set `config_type` and implement `generate`."""
+    """Base of every attack; subclasses set `config_type` and implement `generate`.
+
+    Capabilities, read by the guard instead of names: a `gradient_free` attack only queries the
+    model's outputs (Square), so it still works where gradients are masked; a `step_size_free`
+    attack adapts its own steps and restarts (APGD), so it needs no stronger rerun to converge.
+    """
 
     config_type: ClassVar[type[AttackConfig]] = AttackConfig
+    gradient_free: ClassVar[bool] = False
+    step_size_free: ClassVar[bool] = False
 
     def __init__(self, config: AttackConfig) -> None:
         self.config = config
@@ -142,7 +153,7 @@ class Attack(ABC):
         seconds = time.perf_counter() - start
         samples = candidates.samples.clamp(0.0, 1.0)
         return AttackOutput(self._worst_case(model, y, samples), samples, seconds,
-                            candidates.targets, candidates.train_seconds)
+                            candidates.targets, candidates.train_seconds, candidates.diagnostics)
 
     def validate(self, model: nn.Module, input_shape: tuple[int, int, int], *, model_name: str) -> None:
         """Refuse, before anything runs, a model or input shape this attack cannot handle."""

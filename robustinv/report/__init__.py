@@ -13,7 +13,7 @@ from pathlib import Path
 
 from robustinv.checkpoints import atomic_write
 from robustinv.errors import RobustinvError
-from robustinv.records import GateVerdict
+from robustinv.records import GateVerdict, row_record
 from robustinv.report.html import render_html
 from robustinv.report.junit import render_junit
 from robustinv.report.markdown import render_summary
@@ -36,7 +36,7 @@ def write_run(result: RunResult, suite: Suite, out_dir: Path, *, verdict: GateVe
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = [out_dir / "results.csv", out_dir / "results.json", out_dir / "suite.resolved.toml"]
         write_csv(result.rows, paths[0])
-        dump_json({"run": asdict(result.info), "results": [asdict(row) for row in result.rows]}, paths[1])
+        dump_json({"run": asdict(result.info), "results": [row_record(row) for row in result.rows]}, paths[1])
         resolved = dump_suite(suite)
         atomic_write(paths[2], lambda tmp: tmp.write_text(resolved, encoding="utf-8"))
         if result.targets:

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from robustinv.records import GateVerdict, ResultRow, SampleGrid
+from robustinv.records import WORST_CASE, GateVerdict, ResultRow, SampleGrid
 from robustinv.report import plots
 from robustinv.report.rundir import StoredRun
 from robustinv.sanity import EXPLANATIONS, Flag
@@ -137,6 +137,28 @@ class _GuardNote:
     findings: list[str]
 
 
+@dataclass(frozen=True)
+class _LogLine:
+    attack: str
+    inputs: int
+    newly_broken: int
+    unique: int
+    robust: str
+
+
+@dataclass(frozen=True)
+class _WorstCase:
+    """One worst-case row: the verdict at one ε, how the attacks got there, what to distrust and what to know."""
+
+    where: str
+    robust: str
+    interval: str
+    lines: list[_LogLine]
+    findings: list[str]
+    notes: list[str]
+    flags: tuple[str, ...]
+
+
 def render_html(run: StoredRun, *, rendered_at: str) -> str:
     """The report of `run` as one HTML document; `rendered_at` is shown as the time it was made."""
     groups = _by_model(run.rows)
@@ -146,6 +168,7 @@ def render_html(run: StoredRun, *, rendered_at: str) -> str:
         gate=run.gate,
         rules_passed=_rules_passed(run.gate),
         headlines=[_headline(key, rows) for key, rows in groups.items()],
+        worst_cases=[_worst_case(row) for row in run.rows if row.attack == WORST_CASE],
         models=[_model_section(i, key, rows) for i, (key, rows) in enumerate(groups.items())],
         attacks=[
             _AttackGroup(*key, [_attack_line(row) for row in _at_largest_eps(rows)]) for key, rows in groups.items()
@@ -153,7 +176,7 @@ def render_html(run: StoredRun, *, rendered_at: str) -> str:
         grids=_grid_sections(run.grids),
         defenses=_defense_tables(groups),
         flags=_flag_groups(run.rows),
-        guard=[_guard_note(row) for row in run.rows if "findings" in row.config],
+        guard=[_guard_note(row) for row in run.rows if row.config.get("findings")],
         versions=_versions(run.info.versions),
         suite_toml=run.suite_toml,
     )
@@ -218,14 +241,38 @@ def _rules_passed(gate: GateVerdict | None) -> int:
 
 
 def _headline(key: _Key, rows: list[ResultRow]) -> _Headline:
-    """Clean accuracy and, per norm, the worst robust accuracy any attack reached at that norm's largest ε."""
+    """Clean accuracy and, per norm, the worst case over every attack at that norm's largest ε.
+
+    Runs without worst-case rows (older ones) show the lowest single attack instead.
+    """
     worst = []
     for norm in dict.fromkeys(row.norm for row in rows):
         in_norm = [row for row in rows if row.norm == norm]
-        largest = max(row.eps for row in in_norm)
-        row = _worst(r for r in in_norm if r.eps == largest)
-        worst.append(f"{_pct(row.robust_acc)} · {row.attack} at {_eps_label(row)}")
+        verdicts = [row for row in in_norm if row.attack == WORST_CASE]
+        considered = verdicts or in_norm
+        largest = max(row.eps for row in considered)
+        row = _worst(r for r in considered if r.eps == largest)
+        if row.attack == WORST_CASE:
+            worst.append(f"{_pct(row.robust_acc)} ({_interval(row)}) · worst case of "
+                         f"{len(row.config.get('attacks', {}))} attacks at {_eps_label(row)}")
+        else:
+            worst.append(f"{_pct(row.robust_acc)} · {row.attack} at {_eps_label(row)}")
     return _Headline(key[0], key[1], _pct(_clean_acc(rows)), worst, sum(len(row.flags) for row in rows))
+
+
+def _interval(row: ResultRow) -> str:
+    low, high = row.interval("robust_acc")
+    return f"95% CI {_pct(low)}–{_pct(high)}"
+
+
+def _worst_case(row: ResultRow) -> _WorstCase:
+    lines = [
+        _LogLine(str(e["attack"]), int(e["inputs"]), int(e["newly_broken"]), int(e["unique"]), _pct(float(e["robust_acc"])))
+        for e in row.config.get("log", [])
+    ]
+    return _WorstCase(_where(row), _pct(row.robust_acc), _interval(row), lines,
+                      [str(f) for f in row.config.get("findings", [])], [str(n) for n in row.config.get("notes", [])],
+                      row.flags)
 
 
 def _model_section(index: int, key: _Key, rows: list[ResultRow]) -> _ModelSection:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from robustinv.errors import RobustinvError
 from robustinv.gate import outcome_summary
-from robustinv.records import GateVerdict, ResultRow, RuleOutcome
+from robustinv.records import WORST_CASE, GateVerdict, ResultRow, RuleOutcome
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that act inside a
 # table cell or a list item (emphasis, code, links and images, cell borders, strikethrough).
@@ -31,10 +31,9 @@ def escape(text: str) -> str:
 
 
 def render_summary(rows: Sequence[ResultRow], *, suite: str, verdict: GateVerdict | None) -> str:
-    """A heading, one table line per result row, and the gate's verdict (or a note that no policy was given)."""
-    lines = [
-        f"### robustinv: {escape(suite)}",
-        "",
+    """A heading, the worst case per model and ε, one table line per result row, and the gate's verdict."""
+    lines = [f"### robustinv: {escape(suite)}", "", *_worst_case_lines(rows)]
+    lines += [
         "| model | defense | attack | ε | clean | robust | success | flags |",
         "|---|---|---|--:|--:|--:|--:|---|",
     ]
@@ -45,6 +44,31 @@ def render_summary(rows: Sequence[ResultRow], *, suite: str, verdict: GateVerdic
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", *_verdict_lines(verdict)]
     return "\n".join(lines) + "\n"
+
+
+def _worst_case_lines(rows: Sequence[ResultRow]) -> list[str]:
+    """The verdict first: robust accuracy under every attack at once, with its 95% interval."""
+    worst = [row for row in rows if row.attack == WORST_CASE]
+    if not worst:
+        return []
+    lines = [
+        "**Worst case over every attack** (an input counts as robust only if no attack broke it; 95% Wilson interval)",
+        "",
+        "| model | defense | norm | ε | clean | worst-case robust | 95% interval | attacks | flags |",
+        "|---|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for row in worst:
+        low, high = row.interval("robust_acc")
+        lines.append("| " + " | ".join([
+            escape(row.model), escape(row.defense), escape(row.norm), f"{row.eps:g}", _percent(row.clean_acc),
+            f"**{_percent(row.robust_acc)}**", f"{_percent(low)}–{_percent(high)}",
+            str(len(row.config.get("attacks", {}))), escape(", ".join(row.flags)) or "–",
+        ]) + " |")
+    notes = [(row, text) for row in worst for text in (*row.config.get("findings", ()), *row.config.get("notes", ()))]
+    if notes:
+        lines.append("")
+        lines += [f"- {escape(row.model)}\\[{escape(row.defense)}\\] ε={row.eps:g}: {escape(text)}" for row, text in notes]
+    return [*lines, ""]
 
 
 def _verdict_lines(verdict: GateVerdict | None) -> list[str]:

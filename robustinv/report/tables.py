@@ -9,14 +9,14 @@ from pathlib import Path
 import pandas as pd
 
 from robustinv.checkpoints import atomic_write
-from robustinv.records import COLUMNS, ResultRow, TargetCell
+from robustinv.records import COLUMNS, ResultRow, TargetCell, row_record
 
 
 def rows_frame(rows: list[ResultRow]) -> pd.DataFrame:
-    """One row per record, stable column order; flags as `a;b`, config as a JSON object."""
+    """One row per record, stable column order (Wilson bounds beside the accuracies); flags as `a;b`, config as JSON."""
     records = []
     for row in rows:
-        record = asdict(row)
+        record = row_record(row)
         record["flags"] = ";".join(row.flags)
         record["config"] = json.dumps(row.config, sort_keys=True)
         records.append(record)
