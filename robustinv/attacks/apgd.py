@@ -40,6 +40,8 @@ class ApgdConfig(ReferenceConfig):
 
 @register_attack("apgd")
 class Apgd(ReferenceAttack):
+    """APGD (reference code): step-size-free PGD on CE or DLR, untargeted or targeted."""
+
     config_type = ApgdConfig
     config: ApgdConfig
     step_size_free = True

@@ -24,6 +24,8 @@ class AutoAttackConfig(ReferenceConfig):
 
 @register_attack("autoattack")
 class AutoAttack(ReferenceAttack):
+    """AutoAttack (reference code): APGD-CE, APGD-T, FAB-T and Square; the number papers report."""
+
     config_type = AutoAttackConfig
     config: AutoAttackConfig
     step_size_free = True

@@ -29,6 +29,8 @@ class FabConfig(ReferenceConfig):
 
 @register_attack("fab")
 class Fab(ReferenceAttack):
+    """FAB (reference code): minimum-norm boundary attack; an input counts as broken within ε."""
+
     config_type = FabConfig
     config: FabConfig
 

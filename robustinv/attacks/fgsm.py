@@ -18,6 +18,8 @@ class FgsmConfig(RestartConfig):
 
 @register_attack("fgsm")
 class Fgsm(ArtAttack):
+    """FGSM (ART): one signed-gradient step of size ε; fast, weak, a masking tell when it beats PGD."""
+
     config_type = FgsmConfig
 
     def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:

@@ -22,6 +22,8 @@ class PgdConfig(RestartConfig):
 
 @register_attack("pgd")
 class Pgd(ArtAttack):
+    """PGD (ART): iterated gradient steps projected onto the ε-ball, optional random restarts."""
+
     config_type = PgdConfig
     config: PgdConfig
 

@@ -28,6 +28,8 @@ class SquareConfig(ReferenceConfig):
 
 @register_attack("square")
 class Square(ReferenceAttack):
+    """Square Attack (reference code): gradient-free random search; sees through masked gradients."""
+
     config_type = SquareConfig
     config: SquareConfig
     gradient_free = True
