@@ -4,7 +4,8 @@ A defended model that only hides its gradients looks robust to gradient attacks 
 anything that does not need them. A stronger attack finding a few more adversarial examples on
 an honest model is something else: the weaker attack had not converged. The first is a flag
 that fails a release gate; the second is folded into the per-input worst case and shown as a
-note ("pgd not converged: the worst case is 3.2 points lower").
+note on the strongest single white-box attack ("pgd not converged: the worst case is 3.2 points
+lower").
 
 `masking_findings` turns evidence at one ε into reasons to flag it `masking?`, the signatures
 of Carlini et al. ("On Evaluating Adversarial Robustness") and of AutoAttack's checks:
@@ -95,7 +96,11 @@ def masking_findings(evidence: GuardEvidence, config: GuardConfig) -> list[str]:
 
 
 def convergence_notes(rows: Sequence[ResultRow], worst: WorstCase, *, tolerance: float) -> list[str]:
-    """Attacks that leave clearly more than the worst case on the inputs they saw: not converged, not masking."""
+    """Attacks that leave clearly more than the worst case on the inputs they saw: not converged, not masking.
+
+    The verdict asks this of the strongest single white-box attack at each ε (a one-step FGSM
+    leaving more is no news).
+    """
     notes = []
     for row in rows:
         covered = worst.robust[: row.n]

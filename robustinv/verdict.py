@@ -49,7 +49,8 @@ def verdict_rows(
             evidence = _evidence(eps, group, group_outcomes, worst, state.unbounded_acc.get(norm))
             findings = masking_findings(evidence, guard)
             white_box = [row for row, o in zip(group, group_outcomes) if not o.gradient_free]
-            notes = convergence_notes(white_box, worst, tolerance=guard.tolerance)
+            strongest = min(white_box, key=lambda row: row.robust_acc, default=None)
+            notes = convergence_notes([strongest], worst, tolerance=guard.tolerance) if strongest else []
             if findings:
                 for i, outcome in zip(members, group_outcomes):
                     if not outcome.gradient_free:
