@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from robustinv.attacks import build_attack
 from robustinv.data import Dataset
 from robustinv.errors import RobustinvError
+from robustinv.gate import Policy, Rule, evaluate_gate
 from robustinv.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
 from robustinv.records import ResultRow
 from robustinv.worst_case import Outcome, worst_case
@@ -276,6 +277,9 @@ def test_guard_flags_a_gradient_masked_model_and_not_an_honest_one(tmp_path: Pat
     assert any("square" in finding and "alone broke" in finding for finding in worst.config["findings"])
     assert any("ε = 1 Linf PGD" in finding for finding in worst.config["findings"])
     assert Flag.aa_zero_grad.value in by[("masked", "square", 0.3)].flags
+    policy = Policy(rules=[Rule(metric="robust_acc", attack="worst_case", model="masked", min=0.0)])
+    (outcome,) = evaluate_gate(policy, result.rows, policy_name="p").outcomes
+    assert not outcome.passed and "masking?" in outcome.reason, "even a bound of 0% fails on a masked model"
     honest_worst = by[("honest", "worst_case", 0.3)]
     assert not honest_worst.config["findings"] and honest_worst.robust_acc <= honest_pgd.robust_acc
     assert all(math.isfinite(r.feature_consistency) for r in result.rows if r.attack != "worst_case")
