@@ -34,6 +34,7 @@ from robustinv.attacks.base import Attack, AttackConfig, Candidates, Norm
 from robustinv.runtime import model_device
 
 PACKAGE = "pyautoattack"
+LOGGER = "auto-attack"  # the reference code's logger
 AA_NORMS: dict[Norm, str] = {Norm.linf: "Linf", Norm.l2: "L2"}
 _AFTER = re.compile(r"robust accuracy after (\S+): ([0-9.]+)%")
 _INITIAL = re.compile(r"initial accuracy: ([0-9.]+)%")
@@ -93,9 +94,10 @@ def reference_adversary(
     model: nn.Module, *, eps: float, norm: Norm, seed: int, version: str = "standard",
     attacks: list[str] | None = None,
 ) -> AutoAttack:
-    """The reference `AutoAttack` object exactly as a user of the package would build it."""
-    return AutoAttack(model, norm=AA_NORMS[norm], eps=eps, seed=seed, version=version, attacks=attacks,
-                      device=model_device(model))
+    """The reference `AutoAttack` object exactly as a user of the package would build it (quietly)."""
+    with _captured(logging.getLogger(LOGGER)):
+        return AutoAttack(model, norm=AA_NORMS[norm], eps=eps, seed=seed, version=version, attacks=attacks,
+                          device=model_device(model))
 
 
 def run_reference(
