@@ -110,7 +110,7 @@ def main() -> int:
         write_run(result, suite, args.out)
     rows = [r for r in result.rows if r.model == spec.name]
     print(f"{spec.name} on {result.info.dataset}, n={rows[0].n} ({result.info.device}, seed {result.info.seed})")
-    print(comparison(rows, max(r.eps for r in rows)))
+    print(comparison(rows, max(r.eps for r in rows if r.attack == "worst_case")))
     print("\nrobust accuracy per epoch (PGD-40, step 0.01, first training run only; cached models have none):")
     for defense, points in curves.items():
         if points:

@@ -24,13 +24,12 @@ suite's PGD examples crafted on a standard model) and the unbounded PGD.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from robustinv.records import ResultRow
 from robustinv.worst_case import WorstCase
 
 UNBOUNDED_EPS = 1.0  # Linf ε that lets an attack replace the whole image
@@ -95,16 +94,17 @@ def masking_findings(evidence: GuardEvidence, config: GuardConfig) -> list[str]:
     return findings
 
 
-def convergence_notes(rows: Sequence[ResultRow], worst: WorstCase, *, tolerance: float) -> list[str]:
-    """Attacks that leave clearly more than the worst case on the inputs they saw: not converged, not masking.
+def convergence_notes(worst: WorstCase, white_box: Collection[str], *, tolerance: float) -> list[str]:
+    """The strongest single white-box attack, if it leaves clearly more than the worst case on the same inputs.
 
-    The verdict asks this of the strongest single white-box attack at each ε (a one-step FGSM
-    leaving more is no news).
+    That attack has not converged; it is not masking. (A one-step FGSM leaving more is no news,
+    so only the strongest is asked.)
     """
-    notes = []
-    for row in rows:
-        covered = worst.robust[: row.n]
-        gap = row.robust_acc - float(covered.double().mean())
-        if gap > tolerance:
-            notes.append(f"{row.attack} not converged: the worst case is {100 * gap:.1f} points lower")
-    return notes
+    entries = [entry for entry in worst.log if entry.attack in white_box]
+    if not entries:
+        return []
+    strongest = min(entries, key=lambda entry: entry.attack_acc)
+    gap = strongest.attack_acc - worst.robust_acc
+    if gap <= tolerance:
+        return []
+    return [f"{strongest.attack} not converged: the worst case is {100 * gap:.1f} points lower"]

@@ -48,14 +48,13 @@ def verdict_rows(
             worst = worst_case(state.clean_correct, group_outcomes)
             evidence = _evidence(eps, group, group_outcomes, worst, state.unbounded_acc.get(norm))
             findings = masking_findings(evidence, guard)
-            white_box = [row for row, o in zip(group, group_outcomes) if not o.gradient_free]
-            strongest = min(white_box, key=lambda row: row.robust_acc, default=None)
-            notes = convergence_notes([strongest], worst, tolerance=guard.tolerance) if strongest else []
+            white_box = {o.attack for o in group_outcomes if not o.gradient_free}
+            notes = convergence_notes(worst, white_box, tolerance=guard.tolerance)
             if findings:
                 for i, outcome in zip(members, group_outcomes):
                     if not outcome.gradient_free:
                         flagged[i] = _with_flag(flagged.get(i, rows[i]), Flag.masking.value)
-            worst_rows.append(_worst_case_row(group, worst, state.clean_correct, findings, notes))
+            worst_rows.append(_worst_case_row(group, worst, findings, notes))
     return [flagged.get(i, row) for i, row in enumerate(rows)] + worst_rows
 
 
@@ -77,9 +76,9 @@ def _evidence(eps: float, group: list[ResultRow], outcomes: list[Outcome], worst
     )
 
 
-def _worst_case_row(group: list[ResultRow], worst: WorstCase, clean_correct: torch.Tensor, findings: list[str],
-                    notes: list[str]) -> ResultRow:
+def _worst_case_row(group: list[ResultRow], worst: WorstCase, findings: list[str], notes: list[str]) -> ResultRow:
     first = group[0]
+    clean_correct = worst.clean_correct
     n = len(clean_correct)
     broken = clean_correct & ~worst.robust
     seconds = sum(r.seconds for r in group)
@@ -91,7 +90,7 @@ def _worst_case_row(group: list[ResultRow], worst: WorstCase, clean_correct: tor
         "findings": findings, "notes": notes,
     }
     return replace(
-        first, attack=WORST_CASE, n=n, clean_acc=float(clean_correct.double().mean()), robust_acc=worst.robust_acc,
+        first, attack=WORST_CASE, n=n, clean_acc=worst.clean_acc, robust_acc=worst.robust_acc,
         success_rate=float(broken.sum()) / int(clean_correct.sum()) if bool(clean_correct.any()) else math.nan,
         mean_linf=math.nan, max_linf=max(r.max_linf for r in group), mean_l2=math.nan,
         max_l2=max(r.max_l2 for r in group), seconds=seconds,

@@ -1,9 +1,11 @@
 """The per-input worst case over every attack at one ε: an input is robust only if no attack broke it.
 
 This is the number a release is judged by (RobustBench's "worst case over attacks"). Each
-attack cell keeps, per evaluated input, whether the model stayed correct (`Outcome.robust`);
-attacks run on a prefix of the eval set (AutoAttack's or the guard's `n`) count on the inputs
-they saw. Pure functions on tensors, like `robustinv.metrics`.
+attack cell keeps, per evaluated input, whether the model stayed correct (`Outcome.robust`).
+Attacks may run on a prefix of the eval set (AutoAttack's or the guard's `n`); the worst case is
+taken over the inputs every attack saw, the shortest prefix. Counting the other inputs would mix
+a strong evaluation on some inputs with a weaker one on the rest and claim more robustness than
+the strongest attack showed. Pure functions on tensors, like `robustinv.metrics`.
 
 The log reads like AutoAttack's: attacks in the order they ran, how many inputs each broke that
 no earlier one had, and the robust accuracy after it. `unique` counts the inputs only that
@@ -30,41 +32,52 @@ class Outcome:
 @dataclass(frozen=True)
 class LogEntry:
     attack: str
-    inputs: int  # how many inputs the attack saw
     newly_broken: int  # broken by this attack and by none before it in the log
     unique: int  # broken by this attack alone
-    robust_acc: float  # worst-case robust accuracy after this attack, over every input
+    robust_acc: float  # worst-case robust accuracy after this attack, over the common inputs
+    attack_acc: float  # this attack's own robust accuracy on the common inputs
 
 
 @dataclass(frozen=True)
 class WorstCase:
-    robust: torch.Tensor  # bool (n,): correct clean and under every attack
+    clean_correct: torch.Tensor  # bool (m,): the common inputs the model classifies correctly
+    robust: torch.Tensor  # bool (m,): correct clean and under every attack
     log: tuple[LogEntry, ...]
     gradient_free_only: int  # inputs broken only by gradient-free attacks, none of the others
 
     @property
     def robust_acc(self) -> float:
-        return float(self.robust.double().mean()) if len(self.robust) else float("nan")
+        return _mean(self.robust)
+
+    @property
+    def clean_acc(self) -> float:
+        return _mean(self.clean_correct)
 
 
 def worst_case(clean_correct: torch.Tensor, outcomes: Sequence[Outcome]) -> WorstCase:
-    """Combine the outcomes of every attack at one ε over the `clean_correct` inputs (bool, (n,))."""
-    n = len(clean_correct)
-    broken = torch.zeros(len(outcomes), n, dtype=torch.bool)
-    for i, outcome in enumerate(outcomes):
-        m = len(outcome.robust)
-        if m > n:
-            raise ValueError(f"{outcome.attack}: {m} outcomes for {n} inputs")
-        broken[i, :m] = clean_correct[:m] & ~outcome.robust.bool()
+    """Combine the outcomes of every attack at one ε over the inputs all of them saw.
+
+    `clean_correct` (bool, (n,)) covers the eval set; each outcome a prefix of it.
+    """
+    n = min([len(clean_correct), *(len(o.robust) for o in outcomes)])
+    if any(len(o.robust) > len(clean_correct) for o in outcomes):
+        raise ValueError(f"more outcomes than the {len(clean_correct)} inputs")
+    clean_correct = clean_correct[:n]
+    robust_per_attack = torch.stack([o.robust[:n].bool() for o in outcomes]) if outcomes else torch.ones(0, n).bool()
+    broken = clean_correct & ~robust_per_attack
     times_broken = broken.sum(0)
     robust = clean_correct.clone()
     log = []
-    for outcome, row in zip(outcomes, broken):
+    for outcome, row, own in zip(outcomes, broken, robust_per_attack):
         newly = robust & row
         robust &= ~row
-        log.append(LogEntry(outcome.attack, len(outcome.robust), int(newly.sum()), int((row & (times_broken == 1)).sum()),
-                            float(robust.double().mean()) if n else float("nan")))
+        log.append(LogEntry(outcome.attack, int(newly.sum()), int((row & (times_broken == 1)).sum()),
+                            _mean(robust), _mean(clean_correct & own)))
     free = torch.tensor([o.gradient_free for o in outcomes], dtype=torch.bool)
     by_free = broken[free].any(0) if bool(free.any()) else torch.zeros(n, dtype=torch.bool)
     by_others = broken[~free].any(0) if bool((~free).any()) else torch.zeros(n, dtype=torch.bool)
-    return WorstCase(robust, tuple(log), int((by_free & ~by_others).sum()))
+    return WorstCase(clean_correct, robust, tuple(log), int((by_free & ~by_others).sum()))
+
+
+def _mean(mask: torch.Tensor) -> float:
+    return float(mask.double().mean()) if len(mask) else float("nan")

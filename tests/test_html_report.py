@@ -271,8 +271,8 @@ def test_deterministic_across_processes(full_html: str) -> None:
 
 
 def test_the_worst_case_leads_the_headline_with_its_log_findings_and_notes() -> None:
-    log = [{"attack": "pgd", "inputs": 100, "newly_broken": 6, "unique": 1, "robust_acc": 0.93},
-           {"attack": HOSTILE, "inputs": 50, "newly_broken": 2, "unique": 2, "robust_acc": 0.91}]
+    log = [{"attack": "pgd", "attack_acc": 0.93, "newly_broken": 6, "unique": 1, "robust_acc": 0.93},
+           {"attack": HOSTILE, "attack_acc": 0.92, "newly_broken": 2, "unique": 2, "robust_acc": 0.91}]
     worst = make_row(defense="pgd_at", attack="worst_case", robust_acc=0.91, flags=("masking?",), config={
         "name": "worst_case", "attacks": {"pgd": 100, HOSTILE: 50}, "log": log,
         "findings": [f"{HOSTILE} alone broke 6.0% of the inputs"], "notes": ["pgd not converged: 2.0 points lower"],
@@ -282,5 +282,5 @@ def test_the_worst_case_leads_the_headline_with_its_log_findings_and_notes() -> 
     headline = html[html.index('<table class="headline">'):html.index("How the worst case was reached")]
     assert "91.0% (95% CI 83.8%–95.2%) · worst case of 2 attacks at L∞ ε=0.3" in headline
     reached = html[html.index("How the worst case was reached"):html.index('<section id="accuracy">')]
-    assert "<td>50</td><td>2</td><td>2</td><td>91.0%</td>" in reached and ESCAPED in reached
+    assert "<td>92.0%</td><td>2</td><td>2</td><td>91.0%</td>" in reached and ESCAPED in reached
     assert "pgd not converged: 2.0 points lower" in reached and "<script" not in html.lower()

@@ -140,7 +140,7 @@ class _GuardNote:
 @dataclass(frozen=True)
 class _LogLine:
     attack: str
-    inputs: int
+    alone: str
     newly_broken: int
     unique: int
     robust: str
@@ -267,10 +267,11 @@ def _interval(row: ResultRow) -> str:
 
 def _worst_case(row: ResultRow) -> _WorstCase:
     lines = [
-        _LogLine(str(e["attack"]), int(e["inputs"]), int(e["newly_broken"]), int(e["unique"]), _pct(float(e["robust_acc"])))
+        _LogLine(str(e["attack"]), _pct(float(e["attack_acc"])), int(e["newly_broken"]), int(e["unique"]),
+                 _pct(float(e["robust_acc"])))
         for e in row.config.get("log", [])
     ]
-    return _WorstCase(_where(row), _pct(row.robust_acc), _interval(row), lines,
+    return _WorstCase(f"{_where(row)} on {row.n} inputs", _pct(row.robust_acc), _interval(row), lines,
                       [str(f) for f in row.config.get("findings", [])], [str(n) for n in row.config.get("notes", [])],
                       row.flags)
 
