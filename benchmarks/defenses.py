@@ -28,6 +28,7 @@ from robustinv.paths import cache_dir
 from robustinv.records import ResultRow
 from robustinv.report import write_run
 from robustinv.runtime import resolve_device
+from robustinv.suite import dump_suite
 from robustinv.training.inner import linf_pgd, uniform_start
 
 HERE = Path(__file__).resolve().parent
@@ -107,7 +108,7 @@ def main() -> int:
 
     result = run_suite(suite, base_dir=base_dir)
     if args.out:
-        write_run(result, suite, args.out)
+        write_run(result, dump_suite(suite), args.out)
     rows = [r for r in result.rows if r.model == spec.name]
     print(f"{spec.name} on {result.info.dataset}, n={rows[0].n} ({result.info.device}, seed {result.info.seed})")
     print(comparison(rows, max(r.eps for r in rows if r.attack == "worst_case")))

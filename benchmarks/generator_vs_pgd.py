@@ -18,6 +18,7 @@ from pathlib import Path
 
 from robustinv import load_suite, run_suite
 from robustinv.records import ResultRow
+from robustinv.suite import dump_suite
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,7 +62,7 @@ def main() -> int:
     if args.out:
         from robustinv.report import write_run
 
-        write_run(result, suite, args.out)
+        write_run(result, dump_suite(suite), args.out)
     for model in dict.fromkeys(r.model for r in result.rows):
         rows = [r for r in result.rows if r.model == model]
         print(f"\n{model} on {rows[0].dataset}, n={rows[0].n}, ε={rows[0].eps:g} ({result.info.device})")

@@ -23,10 +23,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, field_validator, model_validator
+from pydantic import Field, FiniteFloat, ValidationError, field_validator, model_validator
 
+from robustinv.config import Config
 from robustinv.errors import RobustinvError
 from robustinv.records import INTERVAL_METRICS, GateLevel, GateVerdict, ResultRow, RuleOutcome
+from robustinv.sanity import check_rows
 from robustinv.suite import format_validation_error, read_toml
 
 # Numeric result columns a rule may bound. ε and the seed are numeric too, but they identify a row
@@ -54,10 +56,8 @@ class Bound(str, Enum):
     high = "high"
 
 
-class Rule(BaseModel):
+class Rule(Config):
     """One bound on one results column, over the rows its selectors match (all rows when none are given)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str
     min: FiniteFloat | None = None
@@ -138,10 +138,8 @@ class Rule(BaseModel):
         return f"{self.name}: {text}" if self.name else text
 
 
-class Policy(BaseModel):
+class Policy(Config):
     """A gate policy: the rules, checked in order."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: list[Rule]
 
@@ -163,6 +161,22 @@ def load_policy(path: Path) -> Policy:
 
 
 _POLICY_KEYS = (*Policy.model_fields, *Rule.model_fields)
+
+
+def gate_run(
+    policy: Policy,
+    rows: Sequence[ResultRow],
+    *,
+    policy_name: str,
+    baseline: Sequence[ResultRow] | None = None,
+    baseline_name: str | None = None,
+) -> GateVerdict:
+    """Gate a run: the sanity checks run again on its rows (a file is not trusted), then every rule.
+
+    What `robustinv run --gate` and `robustinv gate` both call.
+    """
+    return evaluate_gate(policy, check_rows(rows), policy_name=policy_name, baseline=baseline,
+                         baseline_name=baseline_name)
 
 
 def evaluate_gate(

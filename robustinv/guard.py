@@ -28,8 +28,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from robustinv.config import Config
 from robustinv.worst_case import WorstCase
 
 UNBOUNDED_EPS = 1.0  # Linf ε that lets an attack replace the whole image
@@ -41,10 +42,8 @@ class Guarded(str, Enum):
     none = "none"
 
 
-class GuardConfig(BaseModel):
+class GuardConfig(Config):
     """`[guard]` in a suite."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     models: Guarded = Guarded.defended
     n: int = Field(200, ge=1, description="inputs the guard's own attacks see (the first n of the eval set)")

@@ -33,9 +33,9 @@ from robustinv.guard import UNBOUNDED_EPS
 from robustinv.models import PreparedModel, prepare_models
 from robustinv.models.features import logits_and_features
 from robustinv.paths import cache_dir
-from robustinv.records import ResultRow, SampleGrid, TargetCell
+from robustinv.records import CLEAN, GUARD_SUFFIXES, ResultRow, RunInfo, RunResult, SampleGrid, TargetCell, rows_digest
 from robustinv.runtime import derive_seed, model_device, predict_logits, resolve_device
-from robustinv.sanity import check_rows
+from robustinv.sanity import Flag, check_rows
 from robustinv.store import CellKind, CellResult, ModelRecord, RunStatus, Store
 from robustinv.suite import Suite, dump_suite
 from robustinv.verdict import ModelOutcomes, verdict_rows
@@ -43,34 +43,9 @@ from robustinv.worst_case import Outcome
 
 log = logging.getLogger(__name__)
 
+GUARD, TRANSFER, UNBOUNDED = GUARD_SUFFIXES
 SAMPLE_INPUTS = 8  # inputs shown per sample grid (the first of the eval set, the same for every grid)
 SAMPLE_DRAWS = 8  # candidates shown per input for attacks that make several
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What identifies a run and the environment it ran in."""
-
-    run_id: str
-    suite: str
-    seed: int
-    device: str
-    started: str
-    finished: str
-    dataset: str
-    dataset_fingerprint: str
-    n_eval: int
-    versions: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    info: RunInfo
-    rows: list[ResultRow]
-    targets: list[TargetCell] = field(default_factory=list)
-    grids: list[SampleGrid] = field(default_factory=list)
-    computed: int = 0  # cells computed by this call
-    reused: int = 0  # cells loaded from the results store, finished by an earlier attempt of the run
 
 
 def run_suite(
@@ -117,13 +92,16 @@ def run_suite(
         evaluated = [_evaluate(cells, model, attacks) for model in models]
         for state in evaluated:
             guard_cells(cells, state, evaluated)
+        rows = check_rows(row for state in evaluated for row in state.rows)
+        outcomes = {(state.model.name, state.model.defense): state.outcomes for state in evaluated}
+        rows = check_rows(verdict_rows(rows, outcomes, suite.guard))
     except KeyboardInterrupt:
         journal.stop(RunStatus.interrupted)
         raise
     except BaseException:
         journal.stop(RunStatus.failed)
         raise
-    journal.stop(RunStatus.finished)
+    journal.stop(RunStatus.finished, results_digest=rows_digest(rows))
     finished = datetime.now(timezone.utc)
     info = RunInfo(
         run_id=journal.run_id, suite=suite.name, seed=suite.seed, device=str(device),
@@ -132,9 +110,6 @@ def run_suite(
     )
     targets = [cell for state in evaluated for cell in state.targets]
     grids = [grid for state in evaluated for grid in state.grids]
-    rows = check_rows(row for state in evaluated for row in state.rows)
-    outcomes = {(state.model.name, state.model.defense): state.outcomes for state in evaluated}
-    rows = check_rows(verdict_rows(rows, outcomes, suite.guard))
     return RunResult(info, rows, targets, grids, computed=journal.computed, reused=journal.reused)
 
 
@@ -193,11 +168,11 @@ class _Journal:
         self.computed += 1
         return result
 
-    def stop(self, status: RunStatus) -> None:
-        """Record how the run ended; committed cells stay for a resume."""
+    def stop(self, status: RunStatus, *, results_digest: str | None = None) -> None:
+        """Record how the run ended (and the digest of its rows); committed cells stay for a resume."""
         if self.store is None:
             return
-        self.store.finish_run(self.run_id, status)
+        self.store.finish_run(self.run_id, status, results_digest=results_digest)
         if status is not RunStatus.finished:
             log.warning("run %s %s with %d cells stored in %s; run the same suite into the same folder to resume",
                         self.run_id, status.value, len(self.store.finished_cells(self.run_id)), self.store.path)
@@ -232,10 +207,10 @@ def _guard_plan(suite: Suite, models: list[PreparedModel], attacks: list[Attack]
     eps = max(suite_pgd.eps)
     replaced = any(a.step_size_free and a.config.norm is Norm.linf and eps in a.config.eps for a in attacks)
     strong = None if replaced else Pgd(suite_pgd.model_copy(update={
-        "eps": [eps], "label": f"{suite_pgd.display_name}-guard", "steps": suite_pgd.steps * config.steps_factor,
+        "eps": [eps], "label": f"{suite_pgd.display_name}{GUARD}", "steps": suite_pgd.steps * config.steps_factor,
         "restarts": config.restarts, "random_start": True, "n": None,
     }))
-    unbounded = Pgd(PgdConfig(eps=[UNBOUNDED_EPS], label=f"{suite_pgd.display_name}-unbounded", steps=20,
+    unbounded = Pgd(PgdConfig(eps=[UNBOUNDED_EPS], label=f"{suite_pgd.display_name}{UNBOUNDED}", steps=20,
                               step_size=0.1, batch_size=suite_pgd.batch_size))
     return _GuardPlan(suite_pgd, eps, strong, unbounded, min(config.n, n_eval))
 
@@ -264,7 +239,7 @@ def _evaluate(cells: _CellRunner, model: PreparedModel, attacks: list[Attack]) -
     """Clean predictions of one model, then every suite attack at every ε."""
     clean_pred, clean_features = _logits_features(model, cells.x, cells.suite.eval_batch_size)
     state = _Evaluated(model, clean_pred.argmax(1), clean_features, ModelOutcomes(clean_pred.argmax(1) == cells.y))
-    state.grids.append(sample_grid(model, "clean", 0.0, cells.x[None, :SAMPLE_INPUTS], cells.y))
+    state.grids.append(sample_grid(model, CLEAN, 0.0, cells.x[None, :SAMPLE_INPUTS], cells.y))
     log.info("model %s: clean accuracy %.2f%%", model.label, 100 * metrics.accuracy(state.clean_pred, cells.y))
     for attack in attacks:
         for eps in attack.config.eps:
@@ -334,7 +309,7 @@ class _CellRunner:
         def compute() -> CellResult:
             assert surrogate.reference_adv is not None
             config = {**reference.config, "name": "transfer", "surrogate": surrogate.model.label}
-            row, robust = self.row(state, f"{reference.attack}-transfer", config, reference.eps,
+            row, robust = self.row(state, f"{reference.attack}{TRANSFER}", config, reference.eps,
                                    surrogate.reference_adv)
             return CellResult(row, robust)
 
@@ -425,7 +400,8 @@ class _CellRunner:
             mean_l2=float(l2.mean()), max_l2=float(l2.max()),
             seconds=seconds,
             samples_per_s=extra.get("samples_per_input", 1) * len(y) / seconds if seconds > 0 else math.inf,
-            feature_consistency=consistency, flags=(), config=config, seed=int(config.get("seed", 0)),
+            feature_consistency=consistency, flags=(Flag.randomized.value,) if model.randomized else (), config=config,
+            seed=int(config.get("seed", 0)),
             model_fingerprint=model.fingerprint, dataset_fingerprint=self.dataset.fingerprint,
             model_source=model.source, model_train_seconds=model.train_seconds,
             **{**defaults, **extra},
@@ -528,7 +504,7 @@ def check_eps_fits(attacks: list[AttackConfig], dataset: Dataset) -> None:
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for package in ("robustinv", "torch", "adversarial-robustness-toolbox", "numpy"):
+    for package in ("robustinv", "torch", "torchvision", "adversarial-robustness-toolbox", "pyautoattack", "numpy"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

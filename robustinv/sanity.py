@@ -2,7 +2,9 @@
 
 Checks within one row: robust ≤ clean; the perturbation stays within ε (+1e-6).
 Checks across rows of one model and defense: PGD is at least as strong as FGSM at the same ε and norm;
-robust accuracy does not rise with ε for the same attack.
+robust accuracy does not rise with ε for the same attack; a worst-case row carries the flags of
+the rows it combines and lies at or below each of them on the same inputs.
+A model that is random in eval mode gets `randomized` on every row (set where its rows are made).
 
 AutoAttack's own checks (`robustinv.attacks.aa_runner` keeps what the reference code said)
 become `aa:` flags on its rows, calibrated so that a flag means something is wrong: the
@@ -18,9 +20,10 @@ from collections.abc import Iterable
 from dataclasses import replace
 from enum import Enum
 
-from robustinv.records import ResultRow
+from robustinv.records import WORST_CASE, ResultRow
 
 NORM_TOLERANCE = 1e-6
+ACCURACY_TOLERANCE = 1e-9  # float noise between two means over the same inputs
 SQUARE_GAP = 0.02  # Square must break more than 2% of the inputs the white-box members left standing
 ZERO_GRADIENT_SHARE = 0.05  # inputs whose logit-margin gradient is exactly zero everywhere
 
@@ -36,6 +39,8 @@ class Flag(str, Enum):
     aa_dynamic = "aa:dynamic"
     aa_zero_grad = "aa:zero-grad"
     aa_square = "aa:square"
+    randomized = "randomized"
+    worst_above_attack = "worst>attack"
 
     @property
     def explanation(self) -> str:
@@ -62,6 +67,10 @@ EXPLANATIONS = {
     "gradient of the logit margin: gradient-based attacks are blind there (shattered gradients)",
     Flag.aa_square: f"AutoAttack: the gradient-free Square attack broke more than {SQUARE_GAP:.0%} of the inputs "
     "the white-box members left standing: the white-box attacks are being misled",
+    Flag.randomized: "the model's outputs differ between two identical forward passes in eval mode (dropout left on, "
+    "or a randomized model): none of its numbers is repeatable",
+    Flag.worst_above_attack: "the worst case is above the robust accuracy of an attack it combines, on the same "
+    "inputs: the row does not hold the per-input worst case (an inconsistent or edited record)",
 }
 _REFERENCE_CHECKS = {  # the reference code's check function → flag
     "check_randomized": Flag.aa_randomized,
@@ -73,9 +82,13 @@ MASKING_REFERENCE_FLAGS = frozenset({Flag.aa_randomized, Flag.aa_zero_grad, Flag
 
 
 def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
-    """Return the rows with these checks' flags added to any they already carry (e.g. `masking?`)."""
+    """Return the rows with these checks' flags added to any they already carry (e.g. `masking?`).
+
+    Idempotent: on rows it has checked before (a stored run) it adds nothing, unless they were
+    changed since; `robustinv gate` reruns it on what it reads instead of trusting the file.
+    """
     rows = list(rows)
-    flags: list[list[Flag]] = [_row_flags(row) for row in rows]
+    flags: list[list[str]] = [[f.value for f in _row_flags(row)] for row in rows]
 
     by_attack: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
     fgsm_acc: dict[tuple[str, str, str, float], float] = {}
@@ -88,19 +101,40 @@ def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
     for i, row in enumerate(rows):
         fgsm = fgsm_acc.get((row.model, row.defense, row.norm, row.eps))
         if row.config.get("name") == "pgd" and fgsm is not None and row.robust_acc > fgsm:
-            flags[i].append(Flag.pgd_weaker_than_fgsm)
+            flags[i].append(Flag.pgd_weaker_than_fgsm.value)
 
     for indices in by_attack.values():
         best_so_far = None
         for i in sorted(indices, key=lambda j: rows[j].eps):
             if best_so_far is not None and rows[i].robust_acc > best_so_far:
-                flags[i].append(Flag.acc_rises_with_eps)
+                flags[i].append(Flag.acc_rises_with_eps.value)
             best_so_far = rows[i].robust_acc if best_so_far is None else min(best_so_far, rows[i].robust_acc)
 
+    for i, row in enumerate(rows):
+        if row.attack == WORST_CASE:
+            flags[i] += _worst_case_flags(row, rows)
+
     return [
-        replace(row, flags=tuple(dict.fromkeys([*row.flags, *(f.value for f in row_flags)])))
+        replace(row, flags=tuple(dict.fromkeys([*row.flags, *row_flags])))
         for row, row_flags in zip(rows, flags)
     ]
+
+
+def _worst_case_flags(worst: ResultRow, rows: list[ResultRow]) -> list[str]:
+    """What a worst-case row must carry: every flag of the rows it combines, `masking?` with findings, and
+    `worst>attack` when it is above an attack on the same inputs."""
+    combined = worst.config.get("attacks", {})
+    members = [
+        row for row in rows
+        if row.attack != WORST_CASE and row.attack in combined
+        and (row.model, row.defense, row.norm, row.eps) == (worst.model, worst.defense, worst.norm, worst.eps)
+    ]
+    flags = [flag for row in members for flag in row.flags]
+    if worst.config.get("findings"):
+        flags.append(Flag.masking.value)
+    if any(row.n == worst.n and worst.robust_acc > row.robust_acc + ACCURACY_TOLERANCE for row in members):
+        flags.append(Flag.worst_above_attack.value)
+    return flags
 
 
 def reference_flags(row: ResultRow) -> list[Flag]:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,13 +41,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from robustinv.checkpoints import atomic_write
+from robustinv.files import atomic_write
 from robustinv.errors import RobustinvError
 from robustinv.records import ResultRow, SampleGrid, TargetCell, row_from_dict
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration when a table changes
+SCHEMA_VERSION = 2  # PRAGMA user_version; bump with a migration in _MIGRATIONS when a table changes
 APPLICATION_ID = 0x52424956  # PRAGMA application_id, "RBIV": tells a robustinv store from other SQLite files
 CELLS_DIR = "cells"  # artifacts, relative to a run's output folder
 DEFAULT_STORE = Path("reports") / "robustinv.db"  # where the CLI keeps it unless told otherwise
@@ -59,7 +61,10 @@ CREATE TABLE runs (
     started     TEXT NOT NULL,           -- ISO 8601, UTC
     finished    TEXT,                    -- when it last stopped, whatever the status
     status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
-    gate_passed INTEGER CHECK (gate_passed IN (0, 1))  -- NULL: not gated
+    gate_passed INTEGER CHECK (gate_passed IN (0, 1)),  -- NULL: not gated
+    pid         INTEGER,                 -- the process of the latest attempt, on `host`
+    host        TEXT,
+    results_digest TEXT                  -- records.rows_digest of the finished run's rows
 );
 CREATE INDEX runs_by_suite ON runs (suite_key, out_dir);
 
@@ -92,6 +97,12 @@ CREATE TABLE cells (
     PRIMARY KEY (run_id, cell_key)
 );
 """
+
+
+_MIGRATIONS = {  # schema version → statements that bring it to the next one
+    1: ["ALTER TABLE runs ADD COLUMN pid INTEGER", "ALTER TABLE runs ADD COLUMN host TEXT",
+        "ALTER TABLE runs ADD COLUMN results_digest TEXT"],
+}
 
 
 class StoreError(RobustinvError):
@@ -176,24 +187,48 @@ class HistoryEntry:
 class Store:
     """An open results store; create it with a path, close it (or use `with`) when done."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (or create) the store at `path`; `readonly` opens an existing one without writing to it.
+
+        A read-only store may lie where this process cannot write (a shared CI cache): it is
+        read through SQLite's read-only mode, and as an immutable file when even WAL's shared
+        memory file cannot be created beside it.
+        """
         self.path = path
+        self.readonly = readonly
         if path.is_dir():
             raise StoreError(f"results store {path} is a folder; give a file path such as {path / 'robustinv.db'}")
         blocking = next((parent for parent in path.parents if parent.exists()), None)
         if blocking is not None and not blocking.is_dir():
             raise StoreError(f"cannot create results store {path}: {blocking} is a file, not a folder")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot create results store {path}: {_reason(exc)}") from None
+        self._db = self._connect_readonly() if readonly else self._connect()
         self._db.row_factory = sqlite3.Row
         try:
             self._prepare()
         except BaseException:
             self._db.close()
             raise
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot create results store {self.path}: {_reason(exc)}") from None
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreError(f"no results store at {self.path} (runs create it; see --store)")
+        uri = self.path.resolve().as_uri()
+        last: sqlite3.Error | None = None
+        for mode in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                db = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None, timeout=30.0)
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy; reading is not
+                return db
+            except sqlite3.Error as exc:
+                last = exc
+        raise StoreError(f"cannot read results store {self.path}: {last}")
 
     def __enter__(self) -> Store:
         return self
@@ -216,14 +251,20 @@ class Store:
         whose `run_id` is taken (same suite started the same second elsewhere) gets a `-2`, `-3`… suffix.
         """
         folder = str(out_dir.resolve())
+        me = (os.getpid(), socket.gethostname())
         with self._transaction() as db:
+            for busy in db.execute("SELECT run_id, pid, host FROM runs WHERE out_dir = ? AND status = ?",
+                                   (folder, RunStatus.running.value)).fetchall():
+                if busy["host"] == me[1] and busy["pid"] not in (None, me[0]) and _alive(busy["pid"]):
+                    raise StoreError(f"{folder} is in use: run {busy['run_id']} (process {busy['pid']}) is writing "
+                                     "to it; wait for it to finish, or use another --out")
             previous = db.execute(
                 "SELECT * FROM runs WHERE suite_key = ? AND out_dir = ? ORDER BY started DESC, rowid DESC LIMIT 1",
                 (suite_key, folder),
             ).fetchone()
             if previous is not None:
-                db.execute("UPDATE runs SET status = ?, finished = NULL, gate_passed = NULL WHERE run_id = ?",
-                           (RunStatus.running.value, previous["run_id"]))
+                db.execute("UPDATE runs SET status = ?, finished = NULL, gate_passed = NULL, results_digest = NULL, "
+                           "pid = ?, host = ? WHERE run_id = ?", (RunStatus.running.value, *me, previous["run_id"]))
                 run = replace(_run_record(previous), finished=None, status=RunStatus.running, gate_passed=None)
                 return run, True
             unique, suffix = run_id, 1
@@ -231,16 +272,24 @@ class Store:
                 suffix += 1
                 unique = f"{run_id}-{suffix}"
             db.execute(
-                "INSERT INTO runs (run_id, suite, suite_key, out_dir, started, status) VALUES (?, ?, ?, ?, ?, ?)",
-                (unique, suite, suite_key, folder, started, RunStatus.running.value),
+                "INSERT INTO runs (run_id, suite, suite_key, out_dir, started, status, pid, host) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (unique, suite, suite_key, folder, started, RunStatus.running.value, *me),
             )
         return RunRecord(unique, suite, suite_key, Path(folder), started, None, RunStatus.running, None), False
 
-    def finish_run(self, run_id: str, status: RunStatus) -> None:
-        """Record how the run stopped; its committed cells stay whatever the status."""
+    def finish_run(self, run_id: str, status: RunStatus, *, results_digest: str | None = None) -> None:
+        """Record how the run stopped, and the digest of its rows when it finished; committed cells stay."""
         with self._transaction() as db:
             self._require_run(db, run_id)
-            db.execute("UPDATE runs SET status = ?, finished = ? WHERE run_id = ?", (status.value, _now(), run_id))
+            db.execute("UPDATE runs SET status = ?, finished = ?, results_digest = ? WHERE run_id = ?",
+                       (status.value, _now(), results_digest, run_id))
+
+    def results_digest(self, run_id: str) -> str | None:
+        """The `records.rows_digest` of the run's rows as it finished; None for unknown or unfinished runs."""
+        with self._reading() as db:
+            found = db.execute("SELECT results_digest FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if found is None else found["results_digest"]
 
     def has_run(self, run_id: str) -> bool:
         with self._reading() as db:
@@ -353,10 +402,12 @@ class Store:
     # Plumbing --------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Check that the file is a robustinv store this version reads; create the schema in an empty one."""
+        """Check that the file is a robustinv store this version reads; create or migrate its schema."""
         with self._reading() as db:
             application_id, schema, tables = _identity(db)
         if (application_id, schema, tables) == (0, 0, 0):
+            if self.readonly:
+                raise StoreError(f"{self.path} is an empty database, not a robustinv results store")
             with self._transaction() as db:
                 if _identity(db) == (0, 0, 0):  # unless another process created it meanwhile
                     for statement in _SCHEMA.split(";")[:-1]:  # not executescript: it would commit the check
@@ -370,10 +421,24 @@ class Store:
         elif schema > SCHEMA_VERSION:
             raise StoreError(f"results store {self.path} was written by a newer robustinv (schema {schema}; "
                              f"this version reads schema {SCHEMA_VERSION}); upgrade robustinv")
+        elif schema < SCHEMA_VERSION and not self.readonly:
+            self._migrate()
+        if self.readonly:
+            return
         with self._errors():
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            schema = _identity(db)[1]
+            while schema < SCHEMA_VERSION:  # another process may have migrated meanwhile: re-read in the lock
+                for statement in _MIGRATIONS[schema]:
+                    db.execute(statement)
+                schema += 1
+                db.execute(f"PRAGMA user_version = {schema}")
+        log.info("results store %s: schema migrated to %d", self.path, SCHEMA_VERSION)
 
     @contextmanager
     def _errors(self) -> Iterator[sqlite3.Connection]:
@@ -417,6 +482,17 @@ class Store:
         if found is None:
             raise StoreError(f"results store {self.path} has no run {run_id!r}")
         return Path(found["out_dir"])
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _identity(db: sqlite3.Connection) -> tuple[int, int, int]:

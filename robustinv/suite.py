@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+from robustinv.config import Config
 from robustinv.attacks import ATTACKS, AttackConfig
 from robustinv.data.spec import DatasetSpec
 from robustinv.errors import RobustinvError, UnknownNameError
 from robustinv.guard import GuardConfig
 from robustinv.models.spec import ModelSpec
 from robustinv.paths import resolve_path
+from robustinv.records import reserved_label_problem
 from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
 
 if sys.version_info >= (3, 11):
@@ -36,10 +38,8 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-class Suite(BaseModel):
+class Suite(Config):
     """A declarative benchmark: one dataset, models (with their defenses), attacks with their ε grids, a seed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     seed: int = 0
@@ -61,6 +61,14 @@ class Suite(BaseModel):
             if repeated:
                 hint = " (give each a distinct 'label')" if kind == "attack" else ""
                 raise ValueError(f"{kind} names repeat: {', '.join(repeated)}{hint}")
+        for attack in self.attacks:
+            problem = reserved_label_problem(attack.display_name)
+            if problem is not None:
+                raise ValueError(f"attack {attack.display_name!r}: {problem}; give it another 'label'")
+        for model in self.models:
+            if "[" in model.name or "]" in model.name:
+                raise ValueError(f"model name {model.name!r}: square brackets are reserved for "
+                                 "`name[defense]`, how robustinv names a defended reference")
         return self
 
 

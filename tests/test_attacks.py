@@ -21,6 +21,9 @@ FAST: dict[str, dict[str, Any]] = {
     "inversion": {"samples_per_input": 4, "train": {"steps": 150, "batch_size": 32, "eval_every": 150}},
 }
 N = 64
+# FAB's first restart starts at the input itself; its random restarts run only on the inputs that
+# one left unbroken, so another seed may change nothing at all.
+FIRST_RUN_DETERMINISTIC = {"fab"}
 # The standard AutoAttack has no speed knobs by design (its members' budgets are fixed); its
 # members run above with small budgets, and tests/test_autoattack.py checks the ensemble itself.
 PROPERTY_ATTACKS = [name for name in ATTACKS.names() if name != "autoattack"]
@@ -91,7 +94,8 @@ def test_same_seed_same_result(
     attack = make_attack(name, **({"random_start": True} if supports(name, "random_start") else {}))
     first = attack.run(digits_model, x, y, 0.1, seed=7, context=context).x_adv
     assert torch.equal(first, attack.run(digits_model, x, y, 0.1, seed=7, context=context).x_adv)
-    assert not torch.equal(first, attack.run(digits_model, x, y, 0.1, seed=8, context=context).x_adv)
+    if name not in FIRST_RUN_DETERMINISTIC:
+        assert not torch.equal(first, attack.run(digits_model, x, y, 0.1, seed=8, context=context).x_adv)
 
 
 def test_restarts_keep_the_worst_case(digits_model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> None:

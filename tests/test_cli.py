@@ -80,7 +80,7 @@ def test_second_run_reuses_the_trained_model(tmp_path: Path) -> None:
     assert robust[0] == robust[1], "same suite and seed must give the same numbers"
 
 
-USER_MODULE = "from torch import nn\n\ndef mnist_only():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+USER_MODULE = "from torch import nn\nfrom robustinv import model_builder\n\n@model_builder\ndef mnist_only():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
 
 
 @pytest.mark.parametrize(
@@ -132,6 +132,10 @@ batch_size = 16
 """
 NO_FEATURES = """from torch import nn
 
+from robustinv import model_builder
+
+
+@model_builder
 def conv_only():
     return nn.Sequential(nn.Conv2d(1, 10, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 """

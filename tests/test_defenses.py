@@ -185,6 +185,8 @@ def test_a_stronger_attack_finding_more_is_a_note_not_a_finding() -> None:
 MASKED_MODULE = '''
 import torch
 from torch import nn
+
+from robustinv import model_builder
 from robustinv.models.zoo import smallcnn
 
 
@@ -199,6 +201,7 @@ class Quantized(nn.Module):
         return self.net(torch.round(x * 4) / 4)
 
 
+@model_builder
 def build():
     return Quantized()
 '''

@@ -156,7 +156,9 @@ def test_report_of_a_folder_without_results_is_an_input_error(tmp_path: Path) ->
 
 
 def test_history_and_last_passing_baseline(tmp_path: Path) -> None:
-    suite, db = str(write_suite(tmp_path, TINY_SUITE)), str(tmp_path / "runs.db")
+    # A PGD that reaches the ε boundary: with 5 × 0.05 < 0.3 FGSM beats it, a masking finding that fails the gate.
+    text = TINY_SUITE.replace("steps = 5", "steps = 10")
+    suite, db = str(write_suite(tmp_path, text)), str(tmp_path / "runs.db")
     code, _, stderr = invoke("run", suite, "--out", str(tmp_path / "a"), "--baseline", "last-pass",
                              "--gate", str(policy(tmp_path, PASSING)), "--store", db)
     assert code == 2 and "holds no run of suite 'tiny' whose gate passed" in stderr

@@ -34,6 +34,8 @@ USER_MODELS = '''
 import torch
 from torch import nn
 
+from robustinv import model_builder
+
 
 class NaNNet(nn.Module):
     def __init__(self):
@@ -44,18 +46,22 @@ class NaNNet(nn.Module):
         return self.linear(x.flatten(1)) * float("nan")
 
 
+@model_builder
 def nan_model():
     return NaNNet()
 
 
+@model_builder
 def seven_classes():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 7))
 
 
+@model_builder
 def rgb_only():
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
 
 
+@model_builder
 def plain():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
 '''

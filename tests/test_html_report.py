@@ -20,10 +20,9 @@ import torch
 from PIL import Image
 
 from conftest import REPO
-from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, SampleGrid
+from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, RunInfo, SampleGrid
 from robustinv.report.html import render_html
 from robustinv.report.rundir import StoredRun
-from robustinv.runner import RunInfo
 from robustinv.sanity import EXPLANATIONS, Flag
 
 HOSTILE = "<script>alert(1)</script>"

@@ -18,9 +18,13 @@ from robustinv.models import MODELS, ModelSpec, prepare_model
 USER_MODULE = '''
 from torch import nn
 
+from robustinv import model_builder
+
+@model_builder
 def build(hidden=32, classes=10):
     return nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, classes))
 
+@model_builder
 def mnist_only():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
 '''
@@ -176,8 +180,8 @@ def test_same_module_name_in_two_suite_folders(tmp_path: Path, digits: Dataset) 
         folder = tmp_path / f"w{width}"
         folder.mkdir()
         (folder / "samename.py").write_text(
-            f"from torch import nn\n\ndef build():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, {width}), nn.ReLU(), nn.Linear({width}, 10))\n"
+            f"from torch import nn\nfrom robustinv import model_builder\n\n@model_builder\ndef build():\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, {width}), nn.ReLU(), nn.Linear({width}, 10))\n"
         )
         spec = ModelSpec.model_validate({"name": "m", "arch": "samename:build", "train": {"epochs": 1}})
         built.append(prepare_model(spec, digits, seed=0, device=torch.device("cpu"), cache_dir=tmp_path, base_dir=folder))
-    assert [p.module[1].out_features for p in built] == [8, 16]  # type: ignore[index]
+    assert [p.module.model[1].out_features for p in built] == [8, 16]  # type: ignore[index]

@@ -22,9 +22,9 @@ from robustinv.attacks import Attack
 from robustinv.data import load_dataset
 from robustinv.models import prepare_models
 from robustinv.paths import cache_dir
-from robustinv.records import TIMING_COLUMNS, ResultRow
+from robustinv.records import TIMING_COLUMNS, ResultRow, RunResult
 from robustinv.report.tables import rows_frame
-from robustinv.runner import RunResult, run_suite
+from robustinv.runner import run_suite
 from robustinv.runtime import resolve_device
 from robustinv.store import RunStatus, Store
 from robustinv.suite import Suite, load_suite

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
+from robustinv.config import Config
 from robustinv.runtime import predict_logits, seed_everything
 
 
@@ -29,10 +30,8 @@ class Norm(str, Enum):
     l2 = "l2"
 
 
-class AttackConfig(BaseModel):
+class AttackConfig(Config):
     """Keys every `[[attacks]]` entry shares; each attack adds its own in a subclass."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     label: str | None = Field(None, min_length=1, description="row name; defaults to `name`")

@@ -58,6 +58,8 @@ def _check_split(name: str, split: str, x: torch.Tensor, y: torch.Tensor, num_cl
         raise DataError(f"{where}: images must be NCHW, got shape {tuple(x.shape)}")
     if len(x) == 0:
         raise DataError(f"{where}: no images")
+    if min(x.shape[1:]) == 0:
+        raise DataError(f"{where}: images of shape {tuple(x.shape[1:])} have no pixels (C, H and W must be at least 1)")
     if len(x) != len(y):
         raise DataError(f"{where}: {len(x)} images but {len(y)} labels")
     if x.dtype != torch.float32 or y.dtype != torch.int64:
@@ -90,9 +92,15 @@ def from_arrays(
     num_classes: int | None = None,
 ) -> Dataset:
     """Build a Dataset from uint8 NHWC/NHW or float NCHW arrays (the layouts loaders meet)."""
+    for split, labels in (("train", y_train), ("test", y_test)):
+        if np.asarray(labels).ndim == 0:
+            raise DataError(f"dataset {name!r} ({split} split): labels must be an array, got a single value")
     labels = np.concatenate([np.asarray(y_train).ravel(), np.asarray(y_test).ravel()])
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"dataset {name!r}: labels must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= MAX_CLASSES):
+        raise DataError(f"dataset {name!r}: labels must lie in [0, {MAX_CLASSES - 1}] (class indices), found "
+                        f"[{labels.min()}, {labels.max()}]")
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if labels.size else 0
     return Dataset(
@@ -108,6 +116,8 @@ def from_arrays(
 def to_images(name: str, x: np.ndarray) -> torch.Tensor:
     """uint8 (N,H,W) / (N,H,W,C) → /255, NCHW; float (N,H,W) / (N,C,H,W) kept as they are."""
     x = np.asarray(x)
+    if x.ndim == 0:
+        raise DataError(f"dataset {name!r}: images must be an array of images, got a single value")
     if x.dtype == np.uint8:
         if x.ndim == 3:
             x = x[:, None]
@@ -125,8 +135,22 @@ def to_images(name: str, x: np.ndarray) -> torch.Tensor:
     raise DataError(f"dataset {name!r}: images must be uint8 or float, got {x.dtype}")
 
 
+MAX_CLASSES = 100_000  # more classes than any real label set (ImageNet-21k has 21,841): a label beyond is a mistake
+
+
 class Loader(Protocol):
     def __call__(self, root: Path | None, *, download: bool) -> Dataset: ...
+
+
+def takes_root(loader: Loader) -> bool:
+    """Whether a dataset reads files from `root` (a capability a bundled dataset turns off)."""
+    return bool(getattr(loader, "takes_root", True))
+
+
+def bundled(loader: Loader) -> Loader:
+    """Mark a loader whose data ships with a package: it reads no files, so a `root` would be ignored."""
+    setattr(loader, "takes_root", False)
+    return loader
 
 
 DATASETS: Registry[Loader] = Registry("dataset")

@@ -8,13 +8,14 @@ import numpy as np
 from sklearn.datasets import load_digits as _sklearn_digits
 from sklearn.model_selection import train_test_split
 
-from robustinv.data.dataset import Dataset, from_arrays, register_dataset
+from robustinv.data.dataset import Dataset, bundled, from_arrays, register_dataset
 
 SPLIT_SEED = 0  # fixed, so every run and every machine sees the same train/test split
 TEST_FRACTION = 0.2
 
 
 @register_dataset("digits")
+@bundled
 def load_digits(root: Path | None, *, download: bool) -> Dataset:
     """1,797 grey 8×8 digits with values 0–16, scaled to [0, 1]; a stratified 80/20 split."""
     bunch = _sklearn_digits()

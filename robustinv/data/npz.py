@@ -32,10 +32,16 @@ def load_npz(root: Path | None, *, download: bool) -> Dataset:
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
         raise DataError(f"{root} lacks the array(s) {', '.join(missing)}; found {', '.join(arrays) or 'none'}")
+    for key, shapes in (("x", "(N, H, W), (N, C, H, W) or (N, H, W, C)"), ("y", "(N,)"), ("x_test", ""), ("y_test", "")):
+        if key in arrays and arrays[key].ndim == 0:
+            raise DataError(f"{root}: '{key}' is a single value, not an array{' of shape ' + shapes if shapes else ''}")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        present, absent = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
+        raise DataError(f"{root} has '{present}' but no '{absent}': give both for a test split, or neither")
     x, y = arrays["x"], arrays["y"]
     if len(x) != len(y):
         raise DataError(f"{root}: {len(x)} images in 'x' but {len(y)} labels in 'y'")
-    if "x_test" in arrays and "y_test" in arrays:
+    if "x_test" in arrays:
         return from_arrays("npz", x, y, arrays["x_test"], arrays["y_test"])
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
     n_test = max(1, int(round(len(x) * TEST_FRACTION))) if len(x) > 1 else 0

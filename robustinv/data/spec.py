@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from robustinv.data.dataset import DATASETS
+from robustinv.config import Config
+from robustinv.data.dataset import DATASETS, takes_root
 from robustinv.errors import UnknownNameError
 from robustinv.paths import resolve_path
 
 
-class DatasetSpec(BaseModel):
+class DatasetSpec(Config):
     """The `[dataset]` table: a registered name, where its files are, how many test images to attack."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     root: Path | None = None
@@ -31,3 +30,9 @@ class DatasetSpec(BaseModel):
         except UnknownNameError as exc:
             raise ValueError(str(exc)) from None
         return name
+
+    @model_validator(mode="after")
+    def _root_is_read(self) -> DatasetSpec:
+        if self.root is not None and not takes_root(DATASETS.get(self.name)):
+            raise ValueError(f"dataset {self.name!r} is bundled with its package and reads no files: drop 'root'")
+        return self

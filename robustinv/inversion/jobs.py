@@ -12,7 +12,7 @@ import torch
 
 from robustinv.attacks.base import AttackContext
 from robustinv.attacks.inversion import Inversion, InversionConfig
-from robustinv.checkpoints import atomic_write
+from robustinv.files import atomic_write
 from robustinv.data import Dataset, load_dataset
 from robustinv.errors import RobustinvError
 from robustinv.inversion.cached import GeneratorSource, cached_generator

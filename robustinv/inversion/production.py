@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from robustinv.checkpoints import atomic_write
+from robustinv.files import atomic_write
 from robustinv.errors import RobustinvError
 from robustinv.inversion.generator import PerturbGenerator
 from robustinv.inversion.sampling import sample_perturbations

@@ -13,13 +13,13 @@ Choices, with reasons (measured on MNIST/LeNet-5 and digits/smallcnn, see the RE
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from robustinv.config import Config
 
 
-class GeneratorRecipe(BaseModel):
+class GeneratorRecipe(Config):
     """How to train an inverting generator; every field is part of its cache key."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     steps: int = Field(1500, ge=1)
     batch_size: int = Field(64, ge=1, description="inputs per step")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from robustinv.config import Config
 from robustinv.errors import UnknownNameError
 from robustinv.models.zoo import MODELS
 from robustinv.paths import resolve_path
@@ -14,7 +15,7 @@ from robustinv.training.defenses import DEFENSES
 from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(Config):
     """One `[[models]]` entry.
 
     Exactly one source: `arch` (+ `weights`, or trained with `[models.train]`) or `torchscript`.
@@ -22,8 +23,6 @@ class ModelSpec(BaseModel):
     `defenses` lists the versions evaluated: `standard` is the model as given or trained with
     `[models.train]`; every other defense is trained from `arch` with `[models.adversarial]`.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
     arch: str | None = None

@@ -1,60 +1,55 @@
 """Renderers: every output is computed from stored records, never by re-running models.
 
-`write_run` stores a finished run's records in its folder and renders every report from what
-it stored, so `robustinv report DIR` later reproduces the same files from the folder alone.
+`write_run` serializes a finished run's records, renders every report from what it would store
+(parsed back from the same bytes, as `robustinv report DIR` later reads them from the folder),
+and writes the whole set at once: the folder holds this run's files, all of them, or is left
+as it was. Files an earlier run left that this one does not write (its gate verdict) go.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from robustinv.checkpoints import atomic_write
 from robustinv.errors import RobustinvError
-from robustinv.records import GateVerdict, row_record
+from robustinv.files import Writer, write_together
+from robustinv.records import GateVerdict, RunResult
 from robustinv.report.html import render_html
 from robustinv.report.junit import render_junit
 from robustinv.report.markdown import render_summary
-from robustinv.report.rundir import StoredRun, dump_json, load_run, write_gate, write_samples
-from robustinv.report.tables import rows_frame, write_csv, write_targets_csv
-from robustinv.runner import RunResult
-from robustinv.suite import Suite, dump_suite
+from robustinv.report.rundir import RECORD_FILES, StoredRun, gate_bytes, load_run, parse_run, record_files
+from robustinv.report.tables import rows_frame
 
-__all__ = ["StoredRun", "load_run", "render_reports", "rows_frame", "write_csv", "write_run"]
+__all__ = ["StoredRun", "load_run", "render_reports", "rows_frame", "write_gated", "write_run"]
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
 JUNIT_XML = "junit.xml"
+REPORT_FILES = (REPORT_HTML, SUMMARY_MD, JUNIT_XML)
 
 
-def write_run(result: RunResult, suite: Suite, out_dir: Path, *, verdict: GateVerdict | None = None) -> list[Path]:
-    """Store the run's records in `out_dir` and render its reports; a failure leaves no new folder."""
-    created = not out_dir.exists()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = [out_dir / "results.csv", out_dir / "results.json", out_dir / "suite.resolved.toml"]
-        write_csv(result.rows, paths[0])
-        dump_json({"run": asdict(result.info), "results": [row_record(row) for row in result.rows]}, paths[1])
-        resolved = dump_suite(suite)
-        atomic_write(paths[2], lambda tmp: tmp.write_text(resolved, encoding="utf-8"))
-        if result.targets:
-            paths.append(out_dir / "inversion_targets.csv")
-            write_targets_csv(result.targets, paths[-1])
-        if result.grids:
-            paths += write_samples(result.grids, out_dir)
-        if verdict is not None:
-            paths.append(write_gate(verdict, out_dir))
-        paths += render_reports(load_run(out_dir), out_dir)
-    except OSError as exc:
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
-        raise RobustinvError(f"cannot write results to {out_dir}: {exc.strerror or exc}") from None
-    return paths
+def write_run(result: RunResult, suite_toml: str, out_dir: Path, *, verdict: GateVerdict | None = None) -> list[Path]:
+    """Store the run's records in `out_dir` and render its reports, all or nothing; a failure leaves no new folder."""
+    records = record_files(result, suite_toml, verdict)
+    files = {**records, **report_files(parse_run(records, out_dir))}
+    return _write(out_dir, files, replaces=(*RECORD_FILES, *REPORT_FILES))
 
 
-def render_reports(run: StoredRun, out_dir: Path, *, rendered_at: str | None = None) -> list[Path]:
+def write_gated(run: StoredRun, out_dir: Path) -> list[Path]:
+    """A run folder's new gate verdict with the reports rendered from it, written together."""
+    assert run.gate is not None
+    files = {"gate.json": gate_bytes(run.gate, run.info.run_id), **report_files(run)}
+    return _write(out_dir, files, replaces=REPORT_FILES)
+
+
+def render_reports(run: StoredRun, out_dir: Path) -> list[Path]:
+    """Re-render report.html and summary.md (and junit.xml when gated) of a run folder from its records."""
+    return _write(out_dir, report_files(run), replaces=REPORT_FILES)
+
+
+def report_files(run: StoredRun, *, rendered_at: str | None = None) -> dict[str, bytes]:
     """report.html and summary.md, and junit.xml when the run was gated; from records alone."""
     stamp = rendered_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
     outputs = {
@@ -63,9 +58,18 @@ def render_reports(run: StoredRun, out_dir: Path, *, rendered_at: str | None = N
     }
     if run.gate is not None:
         outputs[JUNIT_XML] = render_junit(run.gate)
-    paths = []
-    for name, text in outputs.items():
-        path = out_dir / name
-        atomic_write(path, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"))
-        paths.append(path)
-    return paths
+    return {name: text.encode("utf-8") for name, text in outputs.items()}
+
+
+def _write(out_dir: Path, files: Mapping[str, bytes], *, replaces: tuple[str, ...]) -> list[Path]:
+    created = not out_dir.exists()
+    try:
+        return write_together(out_dir, {name: _bytes_writer(data) for name, data in files.items()}, replaces=replaces)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise RobustinvError(f"cannot write results to {out_dir}: {exc.strerror or exc}") from None
+
+
+def _bytes_writer(data: bytes) -> Writer:
+    return lambda path: path.write_bytes(data)

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from robustinv.records import WORST_CASE, GateVerdict, ResultRow, SampleGrid
+from robustinv.records import CLEAN, WORST_CASE, GateVerdict, ResultRow, SampleGrid
 from robustinv.report import plots
 from robustinv.report.rundir import StoredRun
 from robustinv.sanity import EXPLANATIONS, Flag
@@ -316,7 +316,7 @@ def _grid_sections(grids: Sequence[SampleGrid]) -> list[_GridSection]:
         by_key.setdefault((grid.model, grid.defense), []).append(grid)
     sections = []
     for (model, defense), group in by_key.items():
-        ordered = [g for g in group if g.attack == "clean"] + [g for g in group if g.attack != "clean"]
+        ordered = [g for g in group if g.attack == CLEAN] + [g for g in group if g.attack != CLEAN]
         shown = ", ".join(g.attack for g in ordered)
         alt = f"sample images of {model} ({defense}): {shown}; predictions above each image, wrong ones in red"
         sections.append(_GridSection(model, defense, _image(plots.sample_grid(ordered), alt)))

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from robustinv.checkpoints import atomic_write
+from robustinv.files import atomic_write
 
 
 def save_grid(images: torch.Tensor, path: Path, *, scale: int = 4) -> None:

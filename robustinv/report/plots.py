@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import PercentFormatter
 
-from robustinv.records import ResultRow, SampleGrid
+from robustinv.records import CLEAN, ResultRow, SampleGrid
 
 DPI = 100
 WRONG = "#c62828"  # the mark of a prediction that differs from the true label
@@ -111,7 +111,7 @@ def sample_grid(grids: Sequence[SampleGrid]) -> bytes:
 
 
 def _row_label(grid: SampleGrid, draw: int) -> str:
-    if grid.attack == "clean":
+    if grid.attack == CLEAN:
         return "clean"
     which = f" #{draw + 1}" if grid.images.shape[0] > 1 else ""
     return _plain(f"{grid.attack}{which}\nε={grid.eps:g}")

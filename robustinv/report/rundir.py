@@ -1,38 +1,48 @@
-"""A run folder on disk: what `write_run` puts there and `load_run` reads back for re-rendering.
+"""A run folder on disk: the records `write_run` stores there and `load_run` reads back for re-rendering.
 
     results.csv / results.json   the result rows (JSON also holds the run's metadata)
     suite.resolved.toml          the suite with every default filled in
     inversion_targets.csv        targeted attacks' (true × target) success cells, when any ran
     samples.json + .safetensors  example images with the model's predictions (no pickle)
-    gate.json                    the gate verdict, when a policy was given
+    gate.json                    the gate verdict, when a policy was given; it names the run it judged
 
-Every renderer reads a `StoredRun`; none of them loads a model.
+The records are serialized in memory (`record_files`), and what the reports render is parsed
+back from exactly those bytes (`parse_run`), the way `load_run` reads them from disk later. Every
+value read is checked: a hand-edited file with an accuracy of 1.5, `Infinity`, a string where a
+number belongs or an unknown column is refused with the file, the entry and the problem, never
+rendered or gated. Every renderer reads a `StoredRun`; none of them loads a model.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
-from robustinv.checkpoints import atomic_write
 from robustinv.errors import RobustinvError
-from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, SampleGrid, TargetCell, row_from_dict
-from robustinv.runner import RunInfo
+from robustinv.records import (
+    GateLevel, GateVerdict, RecordError, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid, TargetCell, json_safe,
+    row_from_dict, row_record,
+)
+from robustinv.report.tables import rows_frame, targets_frame
 
+RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 SUITE_TOML = "suite.resolved.toml"
 TARGETS_CSV = "inversion_targets.csv"
 SAMPLES_JSON = "samples.json"
 SAMPLES_TENSORS = "samples.safetensors"
 GATE_JSON = "gate.json"
+RECORD_FILES = (RESULTS_CSV, RESULTS_JSON, SUITE_TOML, TARGETS_CSV, SAMPLES_JSON, SAMPLES_TENSORS, GATE_JSON)
 
 
 @dataclass(frozen=True)
@@ -47,85 +57,213 @@ class StoredRun:
     gate: GateVerdict | None = None
 
 
-def json_safe(value: Any) -> Any:
-    """NaN and infinities have no JSON spelling: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+class RunFolderError(RobustinvError):
+    """A run folder whose files are missing, damaged, edited out of shape or from different runs."""
 
 
-def dump_json(payload: Any, path: Path) -> None:
-    text = json.dumps(json_safe(payload), indent=2, allow_nan=False, ensure_ascii=False)
-    atomic_write(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+def json_bytes(payload: Any) -> bytes:
+    """JSON without NaN or infinities (they have no JSON spelling and become null)."""
+    return (json.dumps(json_safe(payload), indent=2, allow_nan=False, ensure_ascii=False) + "\n").encode()
 
 
-def write_samples(grids: list[SampleGrid], folder: Path) -> list[Path]:
-    """samples.json (what the model said) and samples.safetensors (the images), keyed by position."""
-    meta = [grid.meta() for grid in grids]
-    tensors = {f"grid{i}": g.images.contiguous() for i, g in enumerate(grids)}
-    dump_json(meta, folder / SAMPLES_JSON)
-    atomic_write(folder / SAMPLES_TENSORS, lambda tmp: save_file(tensors, str(tmp)))
-    return [folder / SAMPLES_JSON, folder / SAMPLES_TENSORS]
+def record_files(result: RunResult, suite_toml: str, verdict: GateVerdict | None) -> dict[str, bytes]:
+    """The record files of a run, by name, as bytes."""
+    files = {
+        RESULTS_CSV: rows_frame(result.rows).to_csv(index=False, float_format="%.10g").encode(),
+        RESULTS_JSON: json_bytes({"run": asdict(result.info), "results": [row_record(row) for row in result.rows]}),
+        SUITE_TOML: suite_toml.encode(),
+    }
+    if result.targets:
+        files[TARGETS_CSV] = targets_frame(result.targets).to_csv(index=False, float_format="%.10g").encode()
+    if result.grids:
+        files[SAMPLES_JSON] = json_bytes([grid.meta() for grid in result.grids])
+        files[SAMPLES_TENSORS] = save_tensors({f"grid{i}": g.images.contiguous() for i, g in enumerate(result.grids)})
+    if verdict is not None:
+        files[GATE_JSON] = gate_bytes(verdict, result.info.run_id)
+    return files
 
 
-def write_gate(verdict: GateVerdict, folder: Path) -> Path:
-    dump_json(asdict(verdict), folder / GATE_JSON)
-    return folder / GATE_JSON
+def gate_bytes(verdict: GateVerdict, run_id: str) -> bytes:
+    return json_bytes({"run_id": run_id, **asdict(verdict)})
 
 
 def load_run(folder: Path) -> StoredRun:
-    """Read a run folder written by `robustinv run`; a missing or damaged file is a clear error."""
+    """Read and check a run folder written by `robustinv run`; anything missing or wrong is a clear error."""
     if not (folder / RESULTS_JSON).is_file():
-        raise RobustinvError(f"{folder}: not a run folder (no {RESULTS_JSON})")
-    payload = _read_json(folder / RESULTS_JSON)
-    try:
-        info = RunInfo(**payload["run"])
-        rows = [row_from_dict(record) for record in payload["results"]]
-    except (KeyError, TypeError) as exc:
-        raise RobustinvError(f"{folder / RESULTS_JSON}: not a robustinv results file ({exc})") from None
-    suite_path = folder / SUITE_TOML
-    suite_toml = suite_path.read_text(encoding="utf-8") if suite_path.is_file() else ""
-    return StoredRun(info, rows, _targets(folder), _grids(folder), suite_toml, load_gate(folder))
+        raise RunFolderError(f"{folder}: not a run folder (no {RESULTS_JSON})")
+    files = {}
+    for name in RECORD_FILES:
+        path = folder / name
+        if path.is_file():
+            try:
+                files[name] = path.read_bytes()
+            except OSError as exc:
+                raise RunFolderError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_run(files, folder)
 
 
-def load_gate(folder: Path) -> GateVerdict | None:
-    path = folder / GATE_JSON
-    if not path.is_file():
-        return None
-    data = _read_json(path)
+def parse_run(files: Mapping[str, bytes], folder: Path) -> StoredRun:
+    """The StoredRun the record files of `folder` hold, every value checked."""
+    info, rows = _results(files[RESULTS_JSON], folder / RESULTS_JSON)
+    targets = _targets(files[TARGETS_CSV], folder / TARGETS_CSV) if TARGETS_CSV in files else []
+    grids = _grids(files.get(SAMPLES_JSON), files.get(SAMPLES_TENSORS), folder)
+    gate = _gate(files[GATE_JSON], folder / GATE_JSON, info.run_id) if GATE_JSON in files else None
+    suite_toml = _text(files.get(SUITE_TOML, b""), folder / SUITE_TOML)
+    return StoredRun(info, rows, targets, grids, suite_toml, gate)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (robustinv writes null for a missing number)")
+
+
+def _json(data: bytes, path: Path) -> Any:
     try:
-        outcomes = tuple(RuleOutcome(**{**o, "level": GateLevel(o["level"])}) for o in data["outcomes"])
-        return GateVerdict(policy=data["policy"], baseline=data.get("baseline"), outcomes=outcomes)
+        return json.loads(_text(data, path), parse_constant=_refuse_constant)
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise RunFolderError(f"{path}: cannot read ({exc})") from None
+
+
+def _text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunFolderError(f"{path}: not UTF-8 text ({exc.reason})") from None
+
+
+def _object(value: Any, path: Path, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RunFolderError(f"{path}: {where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def _results(data: bytes, path: Path) -> tuple[RunInfo, list[ResultRow]]:
+    payload = _object(_json(data, path), path, "(top level)")
+    unknown = sorted(set(payload) - {"run", "results"})
+    if unknown or "run" not in payload or "results" not in payload:
+        problem = f"unknown key {unknown[0]!r}" if unknown else "needs the keys 'run' and 'results'"
+        raise RunFolderError(f"{path}: not a robustinv results file ({problem})")
+    info = _run_info(_object(payload["run"], path, "run"), path)
+    results = payload["results"]
+    if not isinstance(results, list):
+        raise RunFolderError(f"{path}: results: expected a list, got {type(results).__name__}")
+    rows = []
+    for i, record in enumerate(results):
+        try:
+            row = row_from_dict(record)
+        except RecordError as exc:
+            raise RunFolderError(f"{path}: results[{i}].{exc}") from None
+        if row.run_id != info.run_id:
+            raise RunFolderError(f"{path}: results[{i}].run_id: {row.run_id!r} is not this run ({info.run_id!r})")
+        rows.append(row)
+    return info, rows
+
+
+def _run_info(record: dict[str, Any], path: Path) -> RunInfo:
+    expected = {f.name: str(f.type) for f in fields(RunInfo)}
+    unknown = sorted(set(record) - set(expected))
+    if unknown:
+        raise RunFolderError(f"{path}: run.{unknown[0]}: unknown key")
+    for name, kind in expected.items():
+        if name not in record:
+            raise RunFolderError(f"{path}: run.{name}: missing")
+        value = record[name]
+        ok = {
+            "str": isinstance(value, str),
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "dict[str, str]": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+        }[kind]
+        if not ok:
+            raise RunFolderError(f"{path}: run.{name}: expected {kind}, got {type(value).__name__}")
+    if record["n_eval"] < 1:
+        raise RunFolderError(f"{path}: run.n_eval: {record['n_eval']} is below 1")
+    return RunInfo(**record)
+
+
+def _targets(data: bytes, path: Path) -> list[TargetCell]:
+    try:
+        frame = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise RunFolderError(f"{path}: cannot read ({exc})") from None
+    columns = [f.name for f in fields(TargetCell)]
+    if list(frame.columns) != columns:
+        raise RunFolderError(f"{path}: expected the columns {', '.join(columns)}")
+    cells = []
+    for i, record in enumerate(frame.to_dict("records")):
+        try:
+            cell = TargetCell(
+                model=str(record["model"]), defense=str(record["defense"]), attack=str(record["attack"]),
+                eps=_number(record["eps"]), true_label=_integer(record["true_label"]),
+                target=_integer(record["target"]), n=_integer(record["n"]), success_rate=_number(record["success_rate"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise RunFolderError(f"{path}: line {i + 2}: {exc}") from None
+        if not 0 <= cell.success_rate <= 1 or cell.n < 1:
+            raise RunFolderError(f"{path}: line {i + 2}: success_rate must lie in [0, 1] and n be at least 1")
+        cells.append(cell)
+    return cells
+
+
+def _grids(meta_data: bytes | None, tensor_data: bytes | None, folder: Path) -> list[SampleGrid]:
+    if meta_data is None or tensor_data is None:
+        if (meta_data is None) != (tensor_data is None):
+            raise RunFolderError(f"{folder}: {SAMPLES_JSON} and {SAMPLES_TENSORS} come together; one is missing")
+        return []
+    path = folder / SAMPLES_JSON
+    meta = _json(meta_data, path)
+    try:
+        tensors = load_tensors(tensor_data)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RunFolderError(f"{folder / SAMPLES_TENSORS}: cannot read ({exc})") from None
+    if not isinstance(meta, list) or len(meta) != len(tensors):
+        raise RunFolderError(f"{path}: expected a list of {len(tensors)} sample grids, one per image tensor")
+    grids = []
+    for i, entry in enumerate(meta):
+        images = tensors.get(f"grid{i}")
+        try:
+            if images is None:
+                raise RecordError(f"no image tensor grid{i}")
+            grids.append(SampleGrid.from_meta(_object(entry, path, f"[{i}]"), images))
+        except RecordError as exc:
+            raise RunFolderError(f"{path}: [{i}]: {exc}") from None
+    return grids
+
+
+def _gate(data: bytes, path: Path, run_id: str) -> GateVerdict:
+    payload = _object(_json(data, path), path, "(top level)")
+    if payload.get("run_id") != run_id:
+        raise RunFolderError(f"{path}: judged run {payload.get('run_id')!r}, but {RESULTS_JSON} holds run {run_id!r}; "
+                             "a run folder holds one run (run `robustinv gate` again)")
+    try:
+        outcomes = tuple(_outcome(o) for o in payload["outcomes"])
+        policy, baseline = payload["policy"], payload.get("baseline")
+        if not isinstance(policy, str) or not (baseline is None or isinstance(baseline, str)):
+            raise TypeError("policy and baseline must be strings")
     except (KeyError, TypeError, ValueError) as exc:
-        raise RobustinvError(f"{path}: not a robustinv gate file ({exc})") from None
+        raise RunFolderError(f"{path}: not a robustinv gate file ({exc})") from None
+    return GateVerdict(policy=policy, baseline=baseline, outcomes=outcomes)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RobustinvError(f"{path}: cannot read ({exc})") from None
+def _outcome(record: Any) -> RuleOutcome:
+    if not isinstance(record, dict) or set(record) != {f.name for f in fields(RuleOutcome)}:
+        raise ValueError("an outcome needs exactly the keys " + ", ".join(f.name for f in fields(RuleOutcome)))
+    texts = (record["rule"], record["required"], record["reason"])
+    measured = record["measured"]
+    if not all(isinstance(t, str) for t in texts) or not isinstance(record["passed"], bool):
+        raise TypeError("rule, required and reason must be strings, passed a boolean")
+    if isinstance(record["rows"], bool) or not isinstance(record["rows"], int) or record["rows"] < 0:
+        raise TypeError("rows must be a count")
+    if measured is not None and (isinstance(measured, bool) or not isinstance(measured, (int, float))):
+        raise TypeError("measured must be a number or null")
+    return RuleOutcome(**{**record, "level": GateLevel(record["level"])})
 
 
-def _targets(folder: Path) -> list[TargetCell]:
-    path = folder / TARGETS_CSV
-    if not path.is_file():
-        return []
-    frame = pd.read_csv(path)
-    return [TargetCell(**{f.name: record[f.name] for f in fields(TargetCell)}) for record in frame.to_dict("records")]
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
 
 
-def _grids(folder: Path) -> list[SampleGrid]:
-    meta_path, tensor_path = folder / SAMPLES_JSON, folder / SAMPLES_TENSORS
-    if not meta_path.is_file() or not tensor_path.is_file():
-        return []
-    meta = _read_json(meta_path)
-    try:
-        tensors = load_file(str(tensor_path))
-    except (SafetensorError, OSError) as exc:
-        raise RobustinvError(f"{tensor_path}: cannot read ({exc})") from None
-    return [SampleGrid.from_meta(m, tensors[f"grid{i}"]) for i, m in enumerate(meta)]
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {value!r}")
+    return int(value)

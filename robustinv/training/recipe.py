@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from robustinv.config import Config
 
 
 class Optimizer(str, Enum):
@@ -12,10 +14,8 @@ class Optimizer(str, Enum):
     sgd = "sgd"
 
 
-class TrainRecipe(BaseModel):
+class TrainRecipe(Config):
     """Standard (non-adversarial) training; every field is part of the model's cache key."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     epochs: int = Field(5, ge=1, le=1000)
     batch_size: int = Field(128, ge=1)
