@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustinv.metrics import wilson_interval
 
@@ -131,7 +132,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     **{name: (-1.0 - 1e-6, 1.0 + 1e-6) for name in _COSINES},
 }
 _REQUIRED = frozenset({"eps", "clean_acc", "robust_acc"})  # never NaN in a real row
-_INT_MINIMUM = {"n": 1, "samples_per_input": 1}
+_INT_MINIMUM = {"n": 1, "samples_per_input": 1, "seed": 0}
 
 
 def row_from_dict(record: Any) -> ResultRow:
@@ -152,7 +153,55 @@ def row_from_dict(record: Any) -> ResultRow:
         if f.name not in record:
             raise RecordError(f"{f.name}: missing")
         values[f.name] = _checked_value(f.name, str(f.type), record[f.name])
+    _check_config(values["config"], worst_case=values["attack"] == WORST_CASE)
     return ResultRow(**values)
+
+
+class _Shape(BaseModel):
+    """The parts of a row's free-form config that robustinv itself reads back (other keys pass through)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _ReferenceCheck(_Shape):
+    check: str
+    message: str
+
+
+class _Diagnostics(_Shape):
+    checks: list[_ReferenceCheck] = []
+    log: dict[str, float] = {}
+    zero_gradient_share: float = Field(0.0, ge=0, le=1)
+
+
+class _LogEntry(_Shape):
+    attack: str
+    newly_broken: int = Field(ge=0)
+    unique: int = Field(ge=0)
+    robust_acc: float = Field(ge=0, le=1)
+    attack_acc: float = Field(ge=0, le=1)
+
+
+class _RowConfig(_Shape):
+    name: str | None = None
+    error: str | None = None
+    diagnostics: _Diagnostics | None = None
+
+
+class _WorstCaseConfig(_RowConfig):
+    attacks: dict[str, int]
+    log: list[_LogEntry] = []
+    findings: list[str] = []
+    notes: list[str] = []
+
+
+def _check_config(config: dict[str, Any], *, worst_case: bool) -> None:
+    try:
+        (_WorstCaseConfig if worst_case else _RowConfig).model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise RecordError(f"config.{where}: {first['msg']}") from None
 
 
 def _checked_value(name: str, kind: str, value: Any) -> Any:

@@ -1,36 +1,43 @@
-"""Hostile and broken input, one table: every case exits 2 with one line naming the problem.
+"""Hostile and broken input, one table: every case exits with its code and one line naming the problem.
 
-No case may print a traceback or leave an output folder behind. Ctrl-C exits 130, a full disk
-is simulated by a write that fails with ENOSPC, and a pickle that would run code is refused
-before it can.
+Each case writes what it needs into a fresh folder and runs one command. Every case asserts:
+the exit code (2 for input errors, 1 where a gate must fail closed), the message, no
+traceback, no output half-written (a `run` leaves no folder but resumable cells; `gate` and
+`report` leave the run folder byte for byte as it was), and nothing executed: a sentinel file
+that the hostile payloads try to create never appears. The classes are those of the hardening
+issue: forged run files, code from suites, tracebacks, reserved names, booleans as numbers and
+the smaller ones; stale results, mutating models, XML and terminal safety, half-written
+output and concurrency have tests of their own in tests/test_hardening.py.
 """
 
 from __future__ import annotations
 
-import errno
 import gzip
-import os
+import io
+import json
 import pickle
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 
 from cli import main
-from robustinv.attacks.fgsm import Fgsm
 from robustinv.checkpoints import load_state_file
 from robustinv.errors import ModelError
 
 from conftest import TINY_SUITE
 
-Setup = Callable[[Path], str]  # writes what the case needs into a folder, returns the suite text
+SENTINEL = "sentinel"  # what every payload below tries to create (or, for rmtree, delete)
 
 USER_MODELS = '''
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -44,6 +51,60 @@ class NaNNet(nn.Module):
 
     def forward(self, x):
         return self.linear(x.flatten(1)) * float("nan")
+
+
+class BatchLimited(nn.Module):
+    """Fine on the two-image probe, fails on a real batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        if len(x) > 8:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return self.linear(x.flatten(1))
+
+
+class IntLogits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)).round().long()
+
+
+class TupleOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)), None
+
+
+class ShapeOnBigBatches(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        return out if len(x) <= 8 else out[:8]
+
+
+class NotAModel:
+    def __init__(self, path="sentinel"):
+        Path(path).touch()
+
+
+def touch_sentinel(path="sentinel"):
+    Path(path).touch()
+    return nn.Linear(64, 10)
+
+
+not_marked_lambda = lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
 
 
 @model_builder
@@ -64,40 +125,81 @@ def rgb_only():
 @model_builder
 def plain():
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+
+@model_builder
+def not_a_module():
+    return "a string"
+
+
+@model_builder
+def raises():
+    raise ValueError("bad width")
 '''
 
+# Writes what the case needs into a folder and returns the CLI arguments; the second argument hands
+# out the module's finished run (trained once, only for the cases that edit it).
+Setup = Callable[[Path, Callable[[], Path]], list[str]]
 
-def suite(edit: Callable[[str], str] = lambda t: t) -> Setup:
-    return lambda folder: edit(TINY_SUITE)
+
+@dataclass(frozen=True)
+class Case:
+    setup: Setup
+    message: str
+    code: int = 2
 
 
-def with_model(spec: str) -> Setup:
-    def setup(folder: Path) -> str:
+# --- run cases ---------------------------------------------------------------------------------
+
+def run_text(make: Callable[[Path], str]) -> Setup:
+    def setup(folder: Path, finished: Callable[[], Path]) -> list[str]:
         (folder / "usermodels.py").write_text(USER_MODELS)
-        text = TINY_SUITE.replace('name = "smallcnn"', f'name = "m"\n{spec}')
-        return text.replace("[models.train]\nepochs = 2\nbatch_size = 64\n", "") if "weights" in spec else text
+        (folder / "suite.toml").write_text(make(folder), encoding="utf-8")
+        return ["run", str(folder / "suite.toml"), "--out", str(folder / "out")]
     return setup
 
 
-def with_npz(make: Callable[[np.random.Generator], dict[str, np.ndarray]] | None, *, raw: bytes | None = None) -> Setup:
-    def setup(folder: Path) -> str:
+def suite(edit: Callable[[str], str] = lambda t: t) -> Setup:
+    return run_text(lambda folder: edit(TINY_SUITE))
+
+
+def add_attack(table: str) -> Setup:
+    return suite(lambda t: t + "\n[[attacks]]\n" + table)
+
+
+def with_model(spec: str) -> Setup:
+    def make(folder: Path) -> str:
+        text = TINY_SUITE.replace('name = "smallcnn"', f'name = "m"\n{spec}')
+        return text.replace("[models.train]\nepochs = 2\nbatch_size = 64\n", "") if "weights" in spec else text
+    return run_text(make)
+
+
+def calling(arch: str, kwargs: str) -> Setup:
+    """A suite whose arch would run something if it were called (or imported) with these kwargs."""
+    def make(folder: Path) -> str:
+        (folder / "keep").mkdir(exist_ok=True)
+        kwargs_text = kwargs.replace("SENTINEL", str(folder / SENTINEL)).replace("KEEP", str(folder / "keep"))
+        return TINY_SUITE.replace('name = "smallcnn"', f'name = "m"\narch = "{arch}"\narch_kwargs = {kwargs_text}')
+    return run_text(make)
+
+
+def with_npz(make: Callable[[], dict[str, np.ndarray]] | None = None, *, raw: bytes | None = None) -> Setup:
+    def text(folder: Path) -> str:
         path = folder / "data.npz"
         if raw is not None:
             path.write_bytes(raw)
         else:
             assert make is not None
-            np.savez(path, **make(np.random.default_rng(0)))
+            np.savez(path, **make())
         return TINY_SUITE.replace('name = "digits"\nn_eval = 60', 'name = "npz"\nroot = "data.npz"')
-    return setup
+    return run_text(text)
 
 
 def truncated_npz() -> Setup:
-    def setup(folder: Path) -> str:
-        full = folder / "full.npz"
-        np.savez(full, x=np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32), y=np.arange(40) % 10)
-        data = full.read_bytes()
-        return with_npz(None, raw=data[: len(data) // 2])(folder)
-    return setup
+    stream = io.BytesIO()
+    np.savez(stream, x=np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32), y=np.arange(40) % 10)
+    data = stream.getvalue()
+    return with_npz(raw=data[: len(data) // 2])
 
 
 def truncated_idx(folder: Path) -> str:
@@ -114,21 +216,28 @@ def truncated_idx(folder: Path) -> str:
     return TINY_SUITE.replace('name = "digits"\nn_eval = 60', f'name = "idx"\nroot = "{folder.as_posix()}"')
 
 
-def images(x: np.ndarray) -> Callable[[np.random.Generator], dict[str, np.ndarray]]:
-    return lambda rng: {"x": x, "y": np.arange(len(x)) % 10}
+GOOD_IMAGES = np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32)
+LABELS = np.arange(40) % 10
+
+
+def images(x: np.ndarray, y: np.ndarray = LABELS) -> Callable[[], dict[str, np.ndarray]]:
+    return lambda: {"x": x, "y": y}
 
 
 def with_weights(write: Callable[[Path], None], name: str) -> Setup:
-    def setup(folder: Path) -> str:
-        (folder / "usermodels.py").write_text(USER_MODELS)
+    def make(folder: Path) -> str:
         write(folder / name)
-        return with_model(f'arch = "usermodels:plain"\nweights = "{name}"')(folder)
-    return setup
+        text = TINY_SUITE.replace('name = "smallcnn"', f'name = "m"\narch = "usermodels:plain"\nweights = "{name}"')
+        return text.replace("[models.train]\nepochs = 2\nbatch_size = 64\n", "")
+    return run_text(make)
 
 
-def nan_model(folder: Path) -> str:
-    save_file({"linear.weight": torch.zeros(10, 64), "linear.bias": torch.zeros(10)}, str(folder / "w.safetensors"))
-    return with_model('arch = "usermodels:nan_model"\nweights = "w.safetensors"')(folder)
+def plain_weights(dtype: torch.dtype) -> Callable[[Path], None]:
+    return lambda path: save_file({"1.weight": torch.zeros(10, 64, dtype=dtype), "1.bias": torch.zeros(10)}, str(path))
+
+
+def nan_weights(path: Path) -> None:
+    save_file({"linear.weight": torch.zeros(10, 64), "linear.bias": torch.zeros(10)}, str(path))
 
 
 def truncated_pt(path: Path) -> None:
@@ -136,31 +245,255 @@ def truncated_pt(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:300])
 
 
-GOOD_IMAGES = np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32)
+def nan_model() -> Setup:
+    def make(folder: Path) -> str:
+        nan_weights(folder / "w.safetensors")
+        text = TINY_SUITE.replace('name = "smallcnn"', 'name = "m"\narch = "usermodels:nan_model"\nweights = "w.safetensors"')
+        return text.replace("[models.train]\nepochs = 2\nbatch_size = 64\n", "")
+    return run_text(make)
 
-CASES: dict[str, tuple[Setup, str]] = {
-    "malformed TOML": (suite(lambda t: t.replace("[[attacks]]", "[[attacks", 1)), "malformed TOML"),
-    "truncated TOML": (suite(lambda t: t[: t.index("steps = 5") + 6]), "malformed TOML"),
-    "wrong type": (suite(lambda t: t.replace("seed = 1", 'seed = "one"')), "seed: Input should be a valid integer"),
-    "unknown key": (suite(lambda t: t.replace("epochs = 2", "epoch = 2")), "did you mean 'epochs'?"),
-    "eps zero": (suite(lambda t: t.replace("eps = [0.1, 0.3]", "eps = [0.0]", 1)), "every ε must be > 0"),
-    "eps above one": (suite(lambda t: t.replace("eps = [0.1, 0.3]", "eps = [1.5]", 1)), "Linf ε above 1"),
-    "k below one": (suite(lambda t: t + '[[attacks]]\nname = "inversion"\neps = 0.3\nsamples_per_input = 0\n'),
-                    "samples_per_input"),
-    "restarts below one": (suite(lambda t: t.replace("steps = 5", "steps = 5\nrestarts = 0")), "restarts"),
-    "empty dataset": (with_npz(images(np.zeros((0, 1, 8, 8), np.float32))), "no images"),
-    "truncated npz": (truncated_npz(), "cannot read"),
-    "truncated IDX": (truncated_idx, "truncated"),
-    "labels out of range": (with_npz(lambda rng: {"x": GOOD_IMAGES, "y": np.arange(40) % 10 - 1}), "labels must lie in"),
-    "images above one": (with_npz(images(GOOD_IMAGES + 1)), "must lie in [0, 1]"),
-    "NaN images": (with_npz(images(np.where(GOOD_IMAGES > 0.5, np.nan, GOOD_IMAGES).astype(np.float32))),
-                   "NaN or infinite"),
-    "model returns NaN": (nan_model, "NaN"),
-    "wrong number of classes": (with_model('arch = "usermodels:seven_classes"'), "expected (2, 10) logits"),
-    "channel mismatch": (with_model('arch = "usermodels:rgb_only"'), "does not accept"),
-    "corrupt checkpoint": (with_weights(lambda p: p.write_bytes(b"\x00garbage" * 10), "w.safetensors"),
-                           "corrupt or truncated"),
-    "truncated checkpoint": (with_weights(truncated_pt, "w.pt"), "corrupt or truncated"),
+
+# --- gate and report cases on a finished run ---------------------------------------------------
+
+GATED_POLICY = '[[rules]]\nmetric = "clean_acc"\nmin = 0.0\n'
+GATE_READY = TINY_SUITE.replace("steps = 5", "steps = 10")  # a PGD that reaches the ε boundary: no flags
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A gated tiny run, in the session's results store; cases copy it before editing."""
+    folder = tmp_path_factory.mktemp("finished")
+    (folder / "suite.toml").write_text(GATE_READY, encoding="utf-8")
+    (folder / "policy.toml").write_text(GATED_POLICY, encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", str(folder / "suite.toml"), "--out", str(folder / "run"),
+                                       "--gate", str(folder / "policy.toml")])
+    assert result.exit_code == 0, result.stderr
+    return folder / "run"
+
+
+Edit = Callable[[Path], None]  # edits a copy of the finished run folder
+
+
+def on_run(edit: Edit, *, command: str = "gate", fresh_store: bool = True) -> Setup:
+    """`gate` (or `report`) on an edited copy of the finished run; a fresh store unless told otherwise."""
+    def setup(folder: Path, finished: Callable[[], Path]) -> list[str]:
+        run = Path(shutil.copytree(finished(), folder / "run"))
+        edit(run)
+        (folder / "policy.toml").write_text(GATED_POLICY, encoding="utf-8")
+        store = ["--store", str(folder / "fresh.db")] if fresh_store else []
+        if command == "report":
+            return ["report", str(run)]
+        return ["gate", str(run), "--policy", str(folder / "policy.toml"), *store]
+    return setup
+
+
+def edit_results(change: Callable[[dict], None]) -> Edit:
+    def edit(run: Path) -> None:
+        payload = json.loads((run / "results.json").read_text())
+        change(payload)
+        (run / "results.json").write_text(json.dumps(payload))
+    return edit
+
+
+def set_row(column: str, value: object, index: int = 0) -> Edit:
+    return edit_results(lambda p: p["results"][index].__setitem__(column, value))
+
+
+def drop_row_key(column: str) -> Edit:
+    return edit_results(lambda p: p["results"][0].pop(column))
+
+
+def raw_results(transform: Callable[[str], str]) -> Edit:
+    def edit(run: Path) -> None:
+        path = run / "results.json"
+        path.write_text(transform(path.read_text()))
+    return edit
+
+
+def replace_value(column: str, literal: str) -> Edit:
+    """Write a literal JSON would not produce (Infinity, NaN) as the first row's value."""
+    def transform(text: str) -> str:
+        payload = json.loads(text)
+        payload["results"][0][column] = "@@"
+        return json.dumps(payload).replace('"@@"', literal, 1)
+    return raw_results(transform)
+
+
+def edit_file(name: str, change: Callable[[Path], None]) -> Edit:
+    return lambda run: change(run / name)
+
+
+def edit_json_file(name: str, change: Callable[[object], object]) -> Edit:
+    def edit(run: Path) -> None:
+        path = run / name
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    return edit
+
+
+def first_grid(change: Callable[[dict], None]) -> Callable[[object], object]:
+    def apply(grids: object) -> object:
+        assert isinstance(grids, list)
+        change(grids[0])
+        return grids
+    return apply
+
+
+def worst_above_pgd(payload: dict) -> None:
+    """A forged worst case: above an attack it combines, on the same inputs."""
+    worst = next(r for r in payload["results"] if r["attack"] == "worst_case" and r["eps"] == 0.3)
+    worst["robust_acc"] = worst["clean_acc"]
+
+
+def unflag_robust_above_clean(payload: dict) -> None:
+    row = payload["results"][0]
+    row["robust_acc"], row["flags"] = row["clean_acc"], []
+    row["clean_acc"] = max(0.0, row["clean_acc"] - 0.2)
+
+
+def hide_findings(payload: dict) -> None:
+    """A worst-case row with masking findings but without its `masking?` flag."""
+    worst = next(r for r in payload["results"] if r["attack"] == "worst_case")
+    worst["config"]["findings"] = ["FGSM beats PGD at ε=0.3: 0.0% vs 1.7%"]
+    worst["flags"] = []
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+CASES: dict[str, Case] = {
+    # Suites: malformed files, wrong types, out-of-range values.
+    "malformed TOML": Case(suite(lambda t: t.replace("[[attacks]]", "[[attacks", 1)), "malformed TOML"),
+    "truncated TOML": Case(suite(lambda t: t[: t.index("steps = 5") + 6]), "malformed TOML"),
+    "wrong type": Case(suite(lambda t: t.replace("seed = 1", 'seed = "one"')), "seed: Input should be a valid integer"),
+    "unknown key": Case(suite(lambda t: t.replace("epochs = 2", "epoch = 2")), "did you mean 'epochs'?"),
+    "eps zero": Case(suite(lambda t: t.replace("eps = [0.1, 0.3]", "eps = [0.0]", 1)), "every ε must be > 0"),
+    "eps above one": Case(suite(lambda t: t.replace("eps = [0.1, 0.3]", "eps = [1.5]", 1)), "Linf ε above 1"),
+    "k below one": Case(add_attack('name = "inversion"\neps = 0.3\nsamples_per_input = 0\n'), "samples_per_input"),
+    "restarts below one": Case(suite(lambda t: t.replace("steps = 5", "steps = 5\nrestarts = 0")), "restarts"),
+    # Booleans where numbers belong.
+    "eps = [true]": Case(suite(lambda t: t.replace("eps = [0.1, 0.3]", "eps = [true]", 1)),
+                         "attacks[0].eps: expected a number, got a boolean"),
+    "seed = true": Case(suite(lambda t: t.replace("seed = 1", "seed = true")), "seed: expected a number"),
+    "n_eval = true": Case(suite(lambda t: t.replace("n_eval = 60", "n_eval = true")), "n_eval: expected a number"),
+    "steps = true": Case(suite(lambda t: t.replace("steps = 5", "steps = true")), "steps: expected a number"),
+    "epochs = false": Case(suite(lambda t: t.replace("epochs = 2", "epochs = false")), "epochs: expected a number"),
+    "guard n = true": Case(suite(lambda t: t + "\n[guard]\nn = true\n"), "guard.n: expected a number"),
+    # Names that collide with the harness's own rows.
+    "label clean": Case(suite(lambda t: t.replace('name = "pgd"', 'name = "pgd"\nlabel = "clean"')),
+                        "'clean' is the name of robustinv's own clean sample row"),
+    "label worst_case": Case(suite(lambda t: t.replace('name = "fgsm"', 'name = "fgsm"\nlabel = "worst_case"')),
+                             "worst-case row"),
+    "label -guard": Case(suite(lambda t: t.replace('name = "fgsm"', 'name = "fgsm"\nlabel = "pgd-guard"')),
+                         "labels ending in '-guard' name the gradient-masking guard's rows"),
+    "label -transfer": Case(suite(lambda t: t.replace('name = "fgsm"', 'name = "fgsm"\nlabel = "pgd-transfer"')),
+                            "'-transfer'"),
+    "label -unbounded": Case(suite(lambda t: t.replace('name = "fgsm"', 'name = "fgsm"\nlabel = "x-unbounded"')),
+                             "'-unbounded'"),
+    "model name with brackets": Case(suite(lambda t: t.replace('name = "smallcnn"', 'name = "m[pgd_at]"\narch = "smallcnn"')),
+                                     "square brackets are reserved"),
+    # A suite must not be able to run code by naming a callable.
+    "arch os:system": Case(calling("os:system", '{ command = "touch SENTINEL" }'), "Python's standard library"),
+    "arch shutil:rmtree": Case(calling("shutil:rmtree", '{ path = "KEEP" }'), "Python's standard library"),
+    "arch subprocess:run": Case(calling("subprocess:run", '{ args = ["touch", "SENTINEL"] }'), "standard library"),
+    "arch builtins:exec": Case(calling("builtins:exec", '{ source = "open(\'SENTINEL\', \'w\')" }'), "standard library"),
+    "arch torch:save": Case(calling("torch:save", '{ obj = 1, f = "SENTINEL" }'),
+                            "'save' is neither a torch.nn.Module subclass nor a function marked"),
+    "arch numpy:save": Case(calling("numpy:save", '{ file = "SENTINEL", arr = [1] }'), "neither a torch.nn.Module"),
+    "unmarked user function": Case(calling("usermodels:touch_sentinel", '{ path = "SENTINEL" }'),
+                                   "@robustinv.model_builder"),
+    "user class not a module": Case(calling("usermodels:NotAModel", '{ path = "SENTINEL" }'), "neither a torch.nn.Module"),
+    "unmarked lambda": Case(calling("usermodels:not_marked_lambda", "{}"), "neither a torch.nn.Module"),
+    "builder returns a string": Case(with_model('arch = "usermodels:not_a_module"'), "returned str, not a torch.nn.Module"),
+    "builder raises": Case(with_model('arch = "usermodels:raises"'), "calling usermodels:raises failed: ValueError"),
+    "no such callable": Case(with_model('arch = "usermodels:nothing"'), "has no callable 'nothing'"),
+    # Data: empty, truncated, degenerate and absurd arrays.
+    "empty dataset": Case(with_npz(images(np.zeros((0, 1, 8, 8), np.float32), LABELS[:0])), "no images"),
+    "truncated npz": Case(truncated_npz(), "cannot read"),
+    "truncated IDX": Case(run_text(truncated_idx), "truncated"),
+    "labels out of range": Case(with_npz(images(GOOD_IMAGES, LABELS - 1)), "labels must lie in"),
+    "absurd labels": Case(with_npz(images(GOOD_IMAGES, np.where(LABELS == 3, 10**12, LABELS))),
+                          "labels must lie in [0, 99999]"),
+    "float labels": Case(with_npz(images(GOOD_IMAGES, LABELS + 0.5)), "labels must be integers"),
+    "images above one": Case(with_npz(images(GOOD_IMAGES + 1)), "must lie in [0, 1]"),
+    "NaN images": Case(with_npz(images(np.where(GOOD_IMAGES > 0.5, np.nan, GOOD_IMAGES).astype(np.float32))),
+                       "NaN or infinite"),
+    "0-d images": Case(with_npz(images(np.array(0.5, np.float32))), "'x' is a single value"),
+    "0-d labels": Case(with_npz(lambda: {"x": GOOD_IMAGES, "y": np.array(3)}), "'y' is a single value"),
+    "zero-height images": Case(with_npz(images(np.zeros((40, 1, 0, 8), np.float32))), "have no pixels"),
+    "5-d images": Case(with_npz(images(np.zeros((40, 1, 8, 8, 1), np.float32))), "float images must be"),
+    "bool images": Case(with_npz(images(GOOD_IMAGES > 0.5)), "images must be uint8 or float"),
+    "x_test without y_test": Case(with_npz(lambda: {"x": GOOD_IMAGES, "y": LABELS, "x_test": GOOD_IMAGES}),
+                                  "has 'x_test' but no 'y_test'"),
+    "labels longer than images": Case(with_npz(lambda: {"x": GOOD_IMAGES, "y": np.arange(41) % 10}),
+                                      "40 images in 'x' but 41 labels"),
+    "object array": Case(with_npz(lambda: {"x": np.array([{"a": 1}] * 40, dtype=object), "y": LABELS}),
+                         "cannot read"),
+    "root for digits": Case(suite(lambda t: t.replace('name = "digits"', 'name = "digits"\nroot = "."')),
+                            "dataset 'digits' is bundled with its package and reads no files"),
+    # Models that misbehave.
+    "model returns NaN": Case(nan_model(), "NaN"),
+    "wrong number of classes": Case(with_model('arch = "usermodels:seven_classes"'), "expected (2, 10) logits"),
+    "channel mismatch": Case(with_model('arch = "usermodels:rgb_only"'), "does not accept"),
+    "fails on larger batches": Case(with_model('arch = "usermodels:BatchLimited"'),
+                                    "model 'm' failed on a batch of 64 images of shape (1, 8, 8): RuntimeError"),
+    "integer logits": Case(with_model('arch = "usermodels:IntLogits"'), "returns torch.int64 logits"),
+    "tuple output": Case(with_model('arch = "usermodels:TupleOut"'), "returned tuple, not a tensor of logits"),
+    "wrong shape on larger batches": Case(with_model('arch = "usermodels:ShapeOnBigBatches"'),
+                                          "returns (8, 10) for 64 images"),
+    # Weights.
+    "corrupt checkpoint": Case(with_weights(lambda p: p.write_bytes(b"\x00garbage" * 10), "w.safetensors"),
+                               "corrupt or truncated"),
+    "truncated checkpoint": Case(with_weights(truncated_pt, "w.pt"), "corrupt or truncated"),
+    "int8 weights": Case(with_weights(plain_weights(torch.int8), "w.safetensors"),
+                         "'1.weight' is torch.int8 but the model's '1.weight' is torch.float32"),
+    "bool weights": Case(with_weights(plain_weights(torch.bool), "w.safetensors"), "is torch.bool"),
+    # Forged or damaged run files: refused (exit 2) or failing the gate closed (exit 1), never passing.
+    "robust_acc 1.5": Case(on_run(set_row("robust_acc", 1.5)), "results[0].robust_acc: 1.5 is outside [0, 1]"),
+    "robust_acc Infinity": Case(on_run(replace_value("robust_acc", "Infinity")), "Infinity is not valid JSON"),
+    "clean_acc NaN literal": Case(on_run(replace_value("clean_acc", "NaN")), "NaN is not valid JSON"),
+    "robust_acc null": Case(on_run(set_row("robust_acc", None)), "robust_acc: expected a number, got NoneType"),
+    "robust_acc as text": Case(on_run(set_row("robust_acc", "0.9")), "robust_acc: expected a number, got str"),
+    "robust_acc true": Case(on_run(set_row("robust_acc", True)), "robust_acc: expected a number, got bool"),
+    "n zero": Case(on_run(set_row("n", 0)), "results[0].n: 0 is below 1"),
+    "n as float": Case(on_run(set_row("n", 60.0)), "n: expected an integer"),
+    "negative eps": Case(on_run(set_row("eps", -0.3)), "eps: -0.3 is outside"),
+    "negative seconds": Case(on_run(set_row("seconds", -1)), "seconds: -1 is outside"),
+    "cosine above one": Case(on_run(set_row("feature_consistency", 3.0)), "feature_consistency: 3 is outside"),
+    "flags as text": Case(on_run(set_row("flags", "masking?")), "flags: expected a list of strings"),
+    "config as a list": Case(on_run(set_row("config", [])), "config: expected an object"),
+    "model as a number": Case(on_run(set_row("model", 7)), "model: expected a string"),
+    "missing column": Case(on_run(drop_row_key("robust_acc")), "results[0].robust_acc: missing"),
+    "unknown column": Case(on_run(set_row("verdict", "PASS")), "results[0].verdict: unknown column"),
+    "row of another run": Case(on_run(set_row("run_id", "someone-else")), "is not this run"),
+    "results not a list": Case(on_run(edit_results(lambda p: p.__setitem__("results", {}))),
+                               "results: expected a list"),
+    "run info missing": Case(on_run(edit_results(lambda p: p["run"].pop("seed"))), "run.seed: missing"),
+    "run info wrong type": Case(on_run(edit_results(lambda p: p["run"].__setitem__("n_eval", "60"))),
+                                "run.n_eval: expected int"),
+    "top level array": Case(on_run(raw_results(lambda t: "[" + t + "]")), "(top level): expected an object"),
+    "truncated results.json": Case(on_run(raw_results(lambda t: t[: len(t) // 2])), "results.json: cannot read"),
+    "results.json not UTF-8": Case(on_run(edit_file("results.json", lambda p: p.write_bytes(b"\xff\xfe{}"))),
+                                   "not UTF-8 text"),
+    "gate.json of another run": Case(on_run(edit_json_file("gate.json", lambda g: {**g, "run_id": "x"}),  # type: ignore[dict-item]
+                                            command="report"), "judged run 'x'"),
+    "gate.json wrong type": Case(on_run(edit_json_file("gate.json", lambda g: {**g, "outcomes": 3}),  # type: ignore[dict-item]
+                                        command="report"), "not a robustinv gate file"),
+    "samples.json predictions": Case(on_run(edit_json_file("samples.json", first_grid(
+        lambda g: g.__setitem__("predictions", [[1]])))), "predictions must be"),
+    "samples.json confidences": Case(on_run(edit_json_file("samples.json", first_grid(
+        lambda g: g.__setitem__("confidences", [[2.0] * len(g["true_labels"])]))), command="report"),
+        "confidences must be"),
+    "samples without images": Case(on_run(edit_file("samples.safetensors", lambda p: p.unlink())),
+                                   "come together; one is missing"),
+    "damaged images": Case(on_run(edit_file("samples.safetensors", lambda p: p.write_bytes(b"\x00" * 16))),
+                           "samples.safetensors: cannot read"),
+    "bad targets csv": Case(on_run(edit_file("inversion_targets.csv", lambda p: p.write_text("a,b\n1,2\n"))),
+                            "inversion_targets.csv: expected the columns"),
+    "stored run edited": Case(on_run(set_row("robust_acc", 0.99), fresh_store=False),
+                              "does not match run", code=2),
+    "worst case above an attack": Case(on_run(edit_results(worst_above_pgd)), "worst>attack)",
+                                       code=1),
+    "robust above clean, unflagged": Case(on_run(edit_results(unflag_robust_above_clean)), "robust>clean", code=1),
+    "masking findings, unflagged": Case(on_run(edit_results(hide_findings)), "(masking?)", code=1),
 }
 
 
@@ -170,24 +503,43 @@ def invoke(args: list[str]) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def assert_one_clear_line(code: int, stdout: str, stderr: str, message: str, out: Path, expected_code: int = 2) -> None:
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_one_clear_line(code: int, stdout: str, stderr: str, message: str, expected_code: int = 2) -> None:
     assert code == expected_code, stderr
     assert message in stderr, stderr
     assert "Traceback" not in stdout + stderr
-    assert len([line for line in stderr.splitlines() if line.startswith(("error:", "interrupted"))]) == 1
-    # Only the results store's committed cells (what a rerun resumes from) may be left behind.
+    starts = ("error:", "interrupted") if expected_code != 1 else ("gate FAIL",)
+    assert len([line for line in stderr.splitlines() if line.startswith(starts)]) == 1, stderr
+
+
+def assert_nothing_half_written(out: Path) -> None:
+    """Only the results store's committed cells (what a rerun resumes from) may be left behind by `run`."""
     left = {p.name for p in out.iterdir()} if out.exists() else set()
     assert left <= {"cells"}, f"half-written outputs left behind: {sorted(left)}"
 
 
+def test_the_table_covers_every_class() -> None:
+    assert len(CASES) >= 60
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
-    setup, message = CASES[case]
-    text = setup(tmp_path)
-    (tmp_path / "suite.toml").write_text(text, encoding="utf-8")
-    out = tmp_path / "out"
-    code, stdout, stderr = invoke(["run", str(tmp_path / "suite.toml"), "--out", str(out)])
-    assert_one_clear_line(code, stdout, stderr, message, out)
+def test_hostile_input(tmp_path: Path, case: str, request: pytest.FixtureRequest) -> None:
+    spec = CASES[case]
+    args = spec.setup(tmp_path, lambda: request.getfixturevalue("finished_run"))
+    run_folder = Path(args[1]) if args[0] in ("gate", "report") else None
+    before = snapshot(run_folder) if run_folder is not None else None
+    code, stdout, stderr = invoke(args)
+    assert_one_clear_line(code, stdout, stderr, spec.message, spec.code)
+    assert not (tmp_path / SENTINEL).exists(), "a payload ran"
+    if (tmp_path / "keep").exists() or "rmtree" in case:
+        assert (tmp_path / "keep").is_dir(), "a payload deleted a folder"
+    if run_folder is None:
+        assert_nothing_half_written(tmp_path / "out")
+    elif spec.code == 2:
+        assert snapshot(run_folder) == before, "a refused run folder was changed"
 
 
 def test_unwritable_output_folder(tmp_path: Path) -> None:
@@ -197,28 +549,6 @@ def test_unwritable_output_folder(tmp_path: Path) -> None:
     out = blocker / "out"  # a folder cannot be made inside a file, even by root
     code, stdout, stderr = invoke(["run", str(tmp_path / "suite.toml"), "--out", str(out)])
     assert code == 2 and "cannot write results" in stderr and "Traceback" not in stdout + stderr
-
-
-def test_full_disk_leaves_no_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_space(*args: object, **kwargs: object) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)
-    (tmp_path / "suite.toml").write_text(TINY_SUITE, encoding="utf-8")
-    out = tmp_path / "out"
-    code, stdout, stderr = invoke(["run", str(tmp_path / "suite.toml"), "--out", str(out)])
-    assert_one_clear_line(code, stdout, stderr, "No space left on device", out)
-
-
-def test_ctrl_c_during_a_run_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def interrupt(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Fgsm, "generate", interrupt)
-    (tmp_path / "suite.toml").write_text(TINY_SUITE, encoding="utf-8")
-    out = tmp_path / "out"
-    code, stdout, stderr = invoke(["run", str(tmp_path / "suite.toml"), "--out", str(out)])
-    assert_one_clear_line(code, stdout, stderr, "interrupted", out, expected_code=130)
 
 
 class _CreatesFile:
@@ -243,9 +573,8 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
         load_state_file(evil)  # a raw pickle; tests/test_models.py covers torch.save's zip format
     assert not target.exists()
     # The same through the CLI: one line, exit 2, no file.
-    suite_text = with_model('arch = "usermodels:plain"\nweights = "model.pt"')(tmp_path)
-    (tmp_path / "suite.toml").write_text(suite_text, encoding="utf-8")
-    out = tmp_path / "out"
-    code, stdout, stderr = invoke(["run", str(tmp_path / "suite.toml"), "--out", str(out)])
-    assert_one_clear_line(code, stdout, stderr, "refusing to load", out)
+    args = with_weights(lambda path: None, "model.pt")(tmp_path, lambda: tmp_path)
+    code, stdout, stderr = invoke(args)
+    assert_one_clear_line(code, stdout, stderr, "refusing to load")
+    assert_nothing_half_written(tmp_path / "out")
     assert not target.exists()

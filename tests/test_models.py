@@ -185,3 +185,25 @@ def test_same_module_name_in_two_suite_folders(tmp_path: Path, digits: Dataset) 
         spec = ModelSpec.model_validate({"name": "m", "arch": "samename:build", "train": {"epochs": 1}})
         built.append(prepare_model(spec, digits, seed=0, device=torch.device("cpu"), cache_dir=tmp_path, base_dir=folder))
     assert [p.module.model[1].out_features for p in built] == [8, 16]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("arch", ["torch.nn:Linear", "torchvision.models:resnet18"])
+def test_module_classes_and_torchvision_builders_may_be_called(arch: str) -> None:
+    from robustinv.models.user import import_builder
+
+    builder = import_builder(arch, None)
+    assert builder.code  # the defining module's source is fingerprinted
+
+
+def test_a_marked_builder_is_called_and_an_unmarked_one_is_refused_before_it_runs(tmp_path: Path) -> None:
+    from robustinv.models.user import import_builder
+
+    (tmp_path / "builders.py").write_text(
+        "from pathlib import Path\nfrom torch import nn\nfrom robustinv import model_builder\n\n"
+        "@model_builder\ndef marked(width=4):\n    return nn.Linear(64, width)\n\n"
+        "def unmarked(path):\n    Path(path).touch()\n"
+    )
+    assert import_builder("builders:marked", tmp_path).build({"width": 3}).out_features == 3
+    with pytest.raises(ModelError, match="neither a torch.nn.Module subclass nor a function marked"):
+        import_builder("builders:unmarked", tmp_path)
+    assert not list(tmp_path.glob("sentinel*"))

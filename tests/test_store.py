@@ -227,3 +227,23 @@ def test_an_unusable_store_path_is_one_clear_error(tmp_path: Path) -> None:
         Store(blocker / "robustinv.db")
     with pytest.raises(RobustinvError, match="is a folder; give a file path"):
         Store(tmp_path)
+
+
+def test_a_read_only_store_falls_back_to_an_immutable_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where not even WAL's shared-memory file can be created beside the store, it is read as immutable."""
+    path = tmp_path / "robustinv.db"
+    with Store(path) as writer:
+        open_run(writer, tmp_path / "out")
+    connect = sqlite3.connect
+    tried: list[str] = []
+
+    def no_shared_memory(target: str, *args: object, **kwargs: object) -> sqlite3.Connection:
+        tried.append(str(target))
+        if "mode=ro" in str(target) and "immutable" not in str(target):
+            raise sqlite3.OperationalError("unable to open database file")
+        return connect(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", no_shared_memory)
+    with Store(path, readonly=True) as reader:
+        assert [entry.run.run_id for entry in reader.history()] == ["r1"]
+    assert tried[-1].endswith("?mode=ro&immutable=1")

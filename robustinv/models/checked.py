@@ -2,9 +2,10 @@
 
 Every evaluation, attack and training step calls the model through `CheckedModel`:
 
-* It hands the model a copy of its input. A model that edits its input in place (`x.mul_(…)`)
-  would otherwise change the evaluation tensor every later cell reuses, and clean and robust
-  accuracy would both come out wrong.
+* It hands the model a copy of its input, and refuses a model that edits that copy in place
+  (`x.mul_(…)`): on the harness's own tensor such an edit would change the evaluation set every
+  later cell reuses, so clean and robust accuracy would both come out wrong, and under a
+  gradient attack it silently breaks the gradient (autograd raises on the next backward pass).
 * It turns whatever the model raises into a `ModelError` that names the model and the batch
   (a model that fails only on larger batches is the user's problem, not a robustinv crash).
 * It checks the output: a tensor of (batch, classes) floating-point logits, cast to float32.
@@ -42,8 +43,10 @@ class CheckedModel(nn.Module):
         self.num_classes = num_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        copy = x.clone()
+        version = copy._version  # bumped by every in-place operation on the tensor
         try:
-            out = self.model(x.clone())
+            out = self.model(copy)
         except RobustinvError:
             raise
         except Exception as exc:  # user code may raise anything
@@ -52,6 +55,10 @@ class CheckedModel(nn.Module):
                 f"model {self.label!r} failed on a batch of {len(x)} images of shape {tuple(x.shape[1:])}: {detail}",
                 detail,
             ) from None
+        if copy._version != version:
+            raise ModelError(f"model {self.label!r} modifies its input tensor in place; robustinv refuses it, since "
+                             "that corrupts the evaluation images and the attacks' gradients (copy it first: "
+                             "x = x.clone())")
         if not isinstance(out, torch.Tensor):
             raise ModelError(f"model {self.label!r} returned {type(out).__name__}, not a tensor of logits")
         if out.shape != (len(x), self.num_classes):

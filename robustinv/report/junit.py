@@ -5,7 +5,9 @@ one-line statement. A failed `fail`-level rule carries a `<failure type="gate">`
 the measured and the required value. A failed `warn`-level rule must not fail the CI job, so it has
 no `<failure>`: its warning is the first line of the testcase's `<system-out>` ("WARNING: ..."),
 which Jenkins and GitLab show with the test case. Every testcase's `<system-out>` holds the
-measured value, the requirement, the reason and how many rows matched.
+measured value, the requirement, the reason and how many rows matched. Rule, model and attack names
+come from user files: characters XML 1.0 cannot hold (control characters) are spelled as escapes,
+so the document always parses.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import xml.etree.ElementTree as ET
 
 from robustinv.gate import outcome_summary
 from robustinv.records import GateLevel, GateVerdict, RuleOutcome
+from robustinv.text import xml_safe
 
 SUITE_NAME = "robustinv.gate"
 
@@ -26,14 +29,14 @@ def render_junit(verdict: GateVerdict) -> str:
         "name": SUITE_NAME, "tests": tests, "failures": failures, "errors": "0", "skipped": "0",
     })
     properties = ET.SubElement(suite, "properties")
-    ET.SubElement(properties, "property", {"name": "policy", "value": verdict.policy})
-    ET.SubElement(properties, "property", {"name": "baseline", "value": verdict.baseline or "none"})
+    ET.SubElement(properties, "property", {"name": "policy", "value": xml_safe(verdict.policy)})
+    ET.SubElement(properties, "property", {"name": "baseline", "value": xml_safe(verdict.baseline or "none")})
     for outcome in verdict.outcomes:
-        case = ET.SubElement(suite, "testcase", {"classname": SUITE_NAME, "name": outcome.rule})
+        case = ET.SubElement(suite, "testcase", {"classname": SUITE_NAME, "name": xml_safe(outcome.rule)})
         if not outcome.passed and outcome.level is GateLevel.fail:
-            failure = ET.SubElement(case, "failure", {"message": outcome_summary(outcome), "type": "gate"})
-            failure.text = outcome.reason
-        ET.SubElement(case, "system-out").text = _details(outcome)
+            failure = ET.SubElement(case, "failure", {"message": xml_safe(outcome_summary(outcome)), "type": "gate"})
+            failure.text = xml_safe(outcome.reason)
+        ET.SubElement(case, "system-out").text = xml_safe(_details(outcome))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from robustinv.errors import RobustinvError
 from robustinv.gate import outcome_summary
 from robustinv.records import WORST_CASE, GateVerdict, ResultRow, RuleOutcome
+from robustinv.text import printable
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that act inside a
 # table cell or a list item (emphasis, code, links and images, cell borders, strikethrough).
@@ -25,8 +26,8 @@ _MARKDOWN_ACTIVE = frozenset("\\`*_[]|~")
 
 
 def escape(text: str) -> str:
-    """Text that renders literally in GitHub Markdown, on one line."""
-    text = html.escape(" ".join(text.splitlines()), quote=False)
+    """Text that renders literally in GitHub Markdown, on one line, control characters spelled out."""
+    text = html.escape(printable(" ".join(text.splitlines())), quote=False)
     return "".join(f"\\{c}" if c in _MARKDOWN_ACTIVE else c for c in text)
 
 

@@ -19,6 +19,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import PercentFormatter
 
 from robustinv.records import CLEAN, ResultRow, SampleGrid
+from robustinv.text import printable
 
 DPI = 100
 WRONG = "#c62828"  # the mark of a prediction that differs from the true label
@@ -32,8 +33,9 @@ _TITLE, _COLUMN_GAP, _ROW_GAP, _GROUP_GAP, _HEADER = 0.28, 0.1, 0.04, 0.2, 0.3
 
 
 def _plain(text: str) -> str:
-    """Text shown verbatim by matplotlib: a `$` in a name would otherwise start mathtext (or fail to parse)."""
-    return text.replace("$", r"\$")
+    """Text shown verbatim by matplotlib: a `$` in a name would otherwise start mathtext (or fail to parse);
+    control characters, which no font has, are spelled out."""
+    return printable(text, keep_newlines=True).replace("$", r"\$")
 
 
 def norm_name(norm: str) -> str:

@@ -1,0 +1,200 @@
+"""Fuzzing what users and editors hand robustinv: npz arrays and run files.
+
+Whatever they hold, the answer is a valid record or one clear RobustinvError, never another
+exception; and a run file that loads passes through the gate without one either.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from robustinv.data import load_dataset
+from robustinv.errors import DataError, RobustinvError
+from robustinv.gate import Policy, Rule, gate_run
+from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid
+from robustinv.report import report_files
+from robustinv.report.rundir import GATE_JSON, RESULTS_JSON, SAMPLES_JSON, parse_run, record_files
+
+# --- npz arrays ----------------------------------------------------------------------------------
+
+DTYPES = [np.uint8, np.float32, np.float64, np.int64, np.int8, np.bool_, np.float16]
+
+
+@st.composite
+def arrays(draw: st.DrawFn) -> np.ndarray:
+    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=5)))
+    dtype = draw(st.sampled_from(DTYPES))
+    values = draw(st.sampled_from(["unit", "wide", "special"]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    data = rng.random(shape) if values == "unit" else rng.normal(0, 300, shape)
+    if values == "special" and data.size:
+        data.flat[0] = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1.0]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return data.astype(dtype)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(["x", "y", "x_test", "y_test", "other"]), arrays(), max_size=5))
+def test_any_npz_loads_as_a_valid_dataset_or_raises_a_data_error(tmp_path: Path, contents: dict[str, np.ndarray]) -> None:
+    path = tmp_path / "fuzz.npz"
+    np.savez(path, **contents)
+    try:
+        dataset = load_dataset("npz", path, download=False)
+    except DataError as exc:
+        assert "\n" not in str(exc)
+        return
+    for x, y in ((dataset.x_train, dataset.y_train), (dataset.x_test, dataset.y_test)):
+        assert x.ndim == 4 and min(x.shape) > 0 and x.dtype == torch.float32
+        assert bool(torch.isfinite(x).all()) and 0 <= float(x.min()) and float(x.max()) <= 1
+        assert int(y.min()) >= 0 and int(y.max()) < dataset.num_classes
+
+
+# --- run files -----------------------------------------------------------------------------------
+
+ROW = ResultRow(
+    run_id="r1", dataset="digits", model="net", defense="standard", attack="pgd", norm="linf", eps=0.3, n=4,
+    clean_acc=0.75, robust_acc=0.25, success_rate=2 / 3, mean_linf=0.3, max_linf=0.3, mean_l2=1.5, max_l2=1.75,
+    seconds=0.5, samples_per_s=8.0, train_seconds=0.0, samples_per_input=1, candidate_success=2 / 3,
+    diversity_cos=math.nan, diversity_l2=math.nan, target_success=math.nan, feature_consistency=0.875, flags=(),
+    config={"name": "pgd", "eps": 0.3, "seed": 7}, seed=7, model_fingerprint="abc", dataset_fingerprint="def",
+    model_source="trained", model_train_seconds=1.5,
+)
+AUTOATTACK = replace(ROW, attack="autoattack", robust_acc=0.25, config={
+    "name": "autoattack", "eps": 0.3, "seed": 7,
+    "diagnostics": {"checks": [{"check": "check_n_classes", "message": "m"}], "log": {"clean": 0.75, "apgd-ce": 0.25},
+                    "zero_gradient_share": 0.0},
+})
+WORST = replace(ROW, attack="worst_case", config={
+    "name": "worst_case", "attacks": {"pgd": 4, "autoattack": 4},
+    "log": [{"attack": "pgd", "newly_broken": 2, "unique": 0, "robust_acc": 0.25, "attack_acc": 0.25},
+            {"attack": "autoattack", "newly_broken": 0, "unique": 0, "robust_acc": 0.25, "attack_acc": 0.25}],
+    "findings": [], "notes": ["pgd not converged"],
+})
+GRID = SampleGrid("net", "standard", "pgd", 0.3, (1, 2), ((1, 3),), ((0.5, 0.9),), torch.zeros(1, 2, 1, 2, 2, dtype=torch.uint8))
+VERDICT = GateVerdict("p.toml", None, (RuleOutcome("robust_acc >= 0.2", GateLevel.fail, True, 0.25, ">= 0.2", "ok", 2),))
+INFO = RunInfo("r1", "tiny", 0, "cpu", "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", "digits", "def", 4,
+               {"torch": "2"})
+FILES = record_files(RunResult(INFO, [ROW, AUTOATTACK, WORST], grids=[GRID]), 'name = "tiny"\n', VERDICT)
+POLICY = Policy(rules=[Rule(metric="robust_acc", min=0.2), Rule(metric="clean_acc", max_drop=1.0)])
+
+json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**12), st.floats(allow_nan=False, allow_infinity=False),
+                      st.text(max_size=6))
+json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.text(max_size=6), inner, max_size=3), max_leaves=6)
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document: keys of objects, indices of lists."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += paths(item, (*prefix, index))
+    return found
+
+
+@st.composite
+def edited(draw: st.DrawFn, name: str) -> bytes:
+    """The file `name` of a real run with one place replaced by any JSON value, or deleted."""
+    document = json.loads(FILES[name])
+    where = draw(st.sampled_from(paths(document)))
+    changed = copy.deepcopy(document)
+    if not where:
+        return json.dumps(draw(json_value)).encode()
+    parent = changed
+    for part in where[:-1]:
+        parent = parent[part]
+    if draw(st.booleans()) and isinstance(parent, dict):
+        del parent[where[-1]]
+    else:
+        parent[where[-1]] = draw(json_value)
+    return json.dumps(changed).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([RESULTS_JSON, SAMPLES_JSON, GATE_JSON]).flatmap(lambda name: st.tuples(st.just(name), edited(name))))
+def test_an_edited_run_file_loads_checked_or_raises_one_clear_error(edit: tuple[str, bytes]) -> None:
+    name, data = edit
+    try:
+        run = parse_run({**FILES, name: data}, Path("run"))
+    except RobustinvError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("run/")
+        return
+    for row in run.rows:  # what loaded holds what its types say
+        assert 0 <= row.clean_acc <= 1 and 0 <= row.robust_acc <= 1 and row.n >= 1 and math.isfinite(row.eps)
+        assert isinstance(row.flags, tuple) and isinstance(row.config, dict)
+    verdict = gate_run(POLICY, run.rows, policy_name="p.toml", baseline=[ROW, WORST], baseline_name="base")
+    assert len(verdict.outcomes) == 2
+
+
+REPLACEMENTS: list[Any] = [None, True, -1.5, 7, "x", [], {}, [1], {"a": 1}]
+
+
+def test_every_place_of_every_run_file_with_any_value_loads_checked_or_raises_one_clear_error() -> None:
+    """The exhaustive companion of the fuzz test: every place of every JSON run file, every kind of value."""
+    for name in (RESULTS_JSON, SAMPLES_JSON, GATE_JSON):
+        document = json.loads(FILES[name])
+        for where in paths(document)[1:]:
+            for value in [*REPLACEMENTS, "delete"]:
+                changed = copy.deepcopy(document)
+                parent = changed
+                for part in where[:-1]:
+                    parent = parent[part]
+                if value == "delete":
+                    if not isinstance(parent, dict):
+                        continue
+                    del parent[where[-1]]
+                else:
+                    parent[where[-1]] = value
+                try:
+                    run = parse_run({**FILES, name: json.dumps(changed).encode()}, Path("run"))
+                except RobustinvError as exc:
+                    assert "\n" not in str(exc), (name, where, value)
+                    continue
+                gate_run(POLICY, run.rows, policy_name="p.toml", baseline=[ROW, WORST], baseline_name="base")
+                report_files(run, rendered_at="now")  # every renderer reads what loaded without an exception
+
+
+def _forgeries() -> list[tuple[str, str, Any]]:
+    """Per column of a result row: deleted, of the wrong type, and (for numbers) out of its range."""
+    out_of_range = {"int": -1, "float": -1.0}
+    cases: list[tuple[str, str, Any]] = []
+    for f in fields(ResultRow):
+        kind = str(f.type)
+        cases.append((f.name, "missing", "delete"))
+        cases.append((f.name, "wrong type", 7 if kind == "str" else [] if kind == "dict[str, Any]" else "x"))
+        if kind in out_of_range:
+            cosine = f.name in ("diversity_cos", "feature_consistency")
+            cases.append((f.name, "out of range", 1.5 if f.name.endswith(("_acc", "_rate", "_success")) else
+                          -2.0 if cosine else out_of_range[kind]))
+    return cases
+
+
+@pytest.mark.parametrize(("column", "forgery", "value"), _forgeries())
+def test_a_forged_column_never_passes_the_gate(column: str, forgery: str, value: Any) -> None:
+    document = json.loads(FILES[RESULTS_JSON])
+    row = document["results"][0]
+    if value == "delete":
+        del row[column]
+    else:
+        row[column] = value
+    try:
+        run = parse_run({**FILES, RESULTS_JSON: json.dumps(document).encode()}, Path("run"))
+    except RobustinvError as exc:
+        assert column in str(exc)
+        return
+    verdict = gate_run(POLICY, run.rows, policy_name="p.toml", baseline=[ROW, AUTOATTACK, WORST], baseline_name="b")
+    assert not verdict.passed, f"{forgery} {column} = {value!r} passed the gate"

@@ -1,0 +1,374 @@
+"""Hardening beyond the hostile-input table: stale results, models that misbehave, output that must stay
+valid (XML, terminal), run folders written all or nothing, internal errors, signals and concurrency."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from contextlib import closing
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from junitparser import JUnitXml
+from safetensors.torch import load_file, save_file
+
+from cli import main
+from conftest import TINY_SUITE, write_suite
+from robustinv.attacks.fgsm import Fgsm
+from robustinv.data import load_dataset
+from robustinv.errors import ModelError
+from robustinv.models.checked import CheckedModel
+from robustinv.store import RunStatus, Store, StoreError
+
+ROBUSTINV = Path(sys.executable).parent / "robustinv"
+GATE_READY = TINY_SUITE.replace("steps = 5", "steps = 10")  # a PGD that reaches the ε boundary: no flags
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def rows(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "results.csv")
+
+
+def weights_suite(arch: str, *, names: tuple[str, ...] = ("m",)) -> str:
+    """TINY_SUITE with user models loaded from w.safetensors (no training)."""
+    entries = "".join(f'[[models]]\nname = "{name}"\narch = "{arch}"\nweights = "w.safetensors"\n\n' for name in names)
+    head, _, rest = TINY_SUITE.partition("[[models]]")
+    attacks = rest[rest.index("[[attacks]]"):]
+    return head + entries + attacks
+
+
+def plain_weights(folder: Path) -> None:
+    torch.manual_seed(0)
+    save_file({"1.weight": torch.randn(10, 64) * 0.3, "1.bias": torch.zeros(10)}, str(folder / "w.safetensors"))
+
+
+# Class 1: stale results --------------------------------------------------------------------------
+
+STALE_MODEL = '''
+from torch import nn
+
+from helpers import transform
+from robustinv import model_builder
+
+
+class Net(nn.Sequential):
+    def forward(self, x):
+        return transform(super().forward(x))
+
+
+@model_builder
+def build():
+    return Net(nn.Flatten(), nn.Linear(64, 10))
+'''
+
+
+def test_editing_an_imported_module_between_two_runs_recomputes_every_cell(tmp_path: Path) -> None:
+    (tmp_path / "usermodel.py").write_text(STALE_MODEL)
+    (tmp_path / "helpers.py").write_text("def transform(logits):\n    return logits\n")
+    plain_weights(tmp_path)
+    suite = write_suite(tmp_path, weights_suite("usermodel:build"))
+    out = tmp_path / "out"
+    assert invoke("run", str(suite), "--out", str(out))[0] == 0
+    before = rows(out)
+    # The same weights file and builder; only the helper module the model imports changes.
+    (tmp_path / "helpers.py").write_text("def transform(logits):\n    return -logits\n")
+    code, stdout, stderr = invoke("run", str(suite), "--out", str(out))
+    assert code == 0, stderr
+    assert "resumed:" not in stdout, "no cell may be reused: the model's code changed"
+    after = rows(out)
+    assert (before["model_fingerprint"] != after["model_fingerprint"]).all()
+    assert after["clean_acc"].iloc[0] != before["clean_acc"].iloc[0]
+    # The report shows the numbers of the code that ran: the negated logits' accuracy, computed directly.
+    state = load_file(str(tmp_path / "w.safetensors"))
+    x, y = load_dataset("digits").eval_subset(60, 1)
+    logits = -(x.flatten(1) @ state["1.weight"].T + state["1.bias"])
+    assert after["clean_acc"].iloc[0] == pytest.approx(float((logits.argmax(1) == y).double().mean()))
+    # Unchanged code: the third run reuses every cell.
+    code, stdout, _ = invoke("run", str(suite), "--out", str(out))
+    assert code == 0 and re.search(r"resumed: \d+ cells reused, 0 computed", stdout)
+
+
+# Class 5: models that misbehave -------------------------------------------------------------------
+
+MISBEHAVING = '''
+import torch
+from torch import nn
+
+from robustinv import model_builder
+
+
+class Mutating(nn.Sequential):
+    """Scribbles over its input, as a careless preprocessing step does."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        x.mul_(0.0).add_(1.0)
+        return out
+
+
+class DropoutOn(nn.Sequential):
+    def forward(self, x):
+        return super().forward(nn.functional.dropout(x, 0.5, training=True))
+
+
+@model_builder
+def honest():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+
+@model_builder
+def mutating():
+    return Mutating(nn.Flatten(), nn.Linear(64, 10))
+
+
+@model_builder
+def dropout_on():
+    return DropoutOn(nn.Flatten(), nn.Linear(64, 10))
+'''
+
+
+def test_a_model_that_edits_its_input_in_place_is_refused_and_never_sees_the_harness_tensor(tmp_path: Path) -> None:
+    (tmp_path / "misbehaving.py").write_text(MISBEHAVING)
+    plain_weights(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, weights_suite("misbehaving:mutating"))), "--out",
+                                  str(out))
+    assert code == 2 and "error: model 'm' modifies its input tensor in place" in stderr, stderr
+    assert "Traceback" not in stdout + stderr and not out.exists()
+    # Even before it is refused, the model only ever gets a copy: the caller's tensor is untouched.
+    class Mutating(torch.nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = super().forward(x.flatten(1))
+            x.zero_()
+            return out
+
+    x = torch.rand(3, 1, 8, 8)
+    kept = x.clone()
+    with pytest.raises(ModelError, match="in place"):
+        CheckedModel(Mutating(64, 10), "m", 10)(x)
+    assert torch.equal(x, kept)
+
+
+def test_a_model_random_in_eval_mode_is_flagged_and_fails_the_gate(tmp_path: Path) -> None:
+    (tmp_path / "misbehaving.py").write_text(MISBEHAVING)
+    plain_weights(tmp_path)
+    suite = write_suite(tmp_path, weights_suite("misbehaving:dropout_on"))
+    (tmp_path / "policy.toml").write_text('[[rules]]\nmetric = "clean_acc"\nmin = 0.0\n')
+    code, _, stderr = invoke("run", str(suite), "--out", str(tmp_path / "out"), "--gate", str(tmp_path / "policy.toml"))
+    assert code == 1, stderr
+    assert "different outputs" in stderr and "flagged by the sanity checks (randomized" in stderr
+    assert all("randomized" in str(flags) for flags in rows(tmp_path / "out")["flags"])
+
+
+# Class 6: names that would break XML or the terminal ----------------------------------------------
+
+def test_control_characters_in_names_keep_junit_valid_and_the_terminal_clean(tmp_path: Path) -> None:
+    text = GATE_READY.replace('name = "smallcnn"', 'name = "red\\u001bcnet\\u0007"\narch = "smallcnn"')
+    text = text.replace('name = "pgd"', 'name = "pgd"\nlabel = "pgd\\u0000\\u000b"')
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[rules]]\nname = "bell\\u0007 \\u001b[2J rule"\nmetric = "robust_acc"\nmin = 0.0\n'
+                      '[[rules]]\nmetric = "clean_acc"\nmin = 0.99\n')
+    out = tmp_path / "out"
+    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, text)), "--out", str(out), "--gate", str(policy))
+    assert code == 1, stderr
+    for stream in (stdout, stderr):
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", stream), "a control character reached the terminal"
+    assert "red\\x1bcnet\\x07" in stdout and "bell\\x07 \\x1b[2J rule" in stderr
+    xml = (out / "junit.xml").read_text(encoding="utf-8")
+    ET.fromstring(xml.encode())  # parses
+    suite = next(iter(JUnitXml.fromfile(str(out / "junit.xml"))))
+    names = [case.name for case in suite]
+    assert names[0].startswith("bell\\x07 \\x1b[2J rule") and suite.failures == 1
+    assert "\\x1b" in (out / "summary.md").read_text(encoding="utf-8")
+    assert "\x1b" in json.loads((out / "results.json").read_text())["results"][0]["model"], "kept verbatim in JSON"
+
+
+# Class 2 and 7: a run folder holds one run, complete ----------------------------------------------
+
+def test_an_ungated_run_into_a_gated_runs_folder_shows_no_verdict(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, GATE_READY)
+    (tmp_path / "policy.toml").write_text('[[rules]]\nmetric = "clean_acc"\nmin = 0.0\n')
+    out = tmp_path / "out"
+    assert invoke("run", str(suite), "--out", str(out), "--gate", str(tmp_path / "policy.toml"))[0] == 0
+    assert (out / "gate.json").is_file() and "Gate: PASS" in (out / "summary.md").read_text()
+    other = write_suite(tmp_path, GATE_READY.replace('name = "tiny"', 'name = "tiny-2"'), name="other.toml")
+    code, _, stderr = invoke("run", str(other), "--out", str(out))
+    assert code == 0, stderr
+    assert not (out / "gate.json").exists() and not (out / "junit.xml").exists()
+    assert "Gate: no gate policy." in (out / "summary.md").read_text()
+    assert "Gate: PASS" not in (out / "report.html").read_text() and "tiny-2" in (out / "report.html").read_text()
+
+
+def test_a_full_disk_while_writing_the_report_leaves_the_previous_files_and_a_failed_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    suite, out, db = write_suite(tmp_path, TINY_SUITE), tmp_path / "out", tmp_path / "runs.db"
+    assert invoke("run", str(suite), "--out", str(out), "--store", str(db))[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    write_bytes = Path.write_bytes
+
+    def full_disk(path: Path, data: bytes) -> int:
+        if path.name.startswith(".report.html"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    other = write_suite(tmp_path, TINY_SUITE.replace("seed = 1", "seed = 2"), name="other.toml")
+    code, stdout, stderr = invoke("run", str(other), "--out", str(out), "--store", str(db))
+    assert code == 2 and "No space left on device" in stderr and "Traceback" not in stdout + stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before, "old set or new set, no mix"
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")], "no temporary file left"
+    with Store(db) as store:
+        statuses = [entry.run.status for entry in store.history()]
+    assert statuses == [RunStatus.failed, RunStatus.finished]  # newest first
+
+
+def test_a_full_disk_on_a_first_run_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", no_space)
+    out = tmp_path / "out"
+    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(out))
+    assert code == 2 and "No space left on device" in stderr and "Traceback" not in stdout + stderr
+    assert {p.name for p in out.iterdir()} <= {"cells"} if out.exists() else True
+
+
+# Class 4: only robustinv's own bugs are internal errors, and never exit 1 -------------------------
+
+def test_an_internal_error_exits_3_with_the_traceback_in_a_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a robustinv bug")
+
+    monkeypatch.setattr("robustinv.runner.check_rows", bug)
+    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(tmp_path / "out"),
+                                  env={"ROBUSTINV_LOG_DIR": str(tmp_path / "logs")})
+    assert code == 3, stderr
+    assert "internal error: ZeroDivisionError: a robustinv bug (traceback in" in stderr
+    assert "Traceback" not in stdout + stderr
+    [log] = (tmp_path / "logs").iterdir()
+    assert "Traceback" in log.read_text() and "def bug" not in stderr
+
+
+def test_ctrl_c_during_a_run_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupt(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Fgsm, "generate", interrupt)
+    out = tmp_path / "out"
+    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(out))
+    assert code == 130 and stderr.strip().endswith("interrupted") and "Traceback" not in stdout + stderr
+    assert {p.name for p in out.iterdir()} <= {"cells"} if out.exists() else True
+
+
+# Class 9: signals, concurrency, read-only stores --------------------------------------------------
+
+SLOW_SUITE = TINY_SUITE.replace("steps = 5", "steps = 400").replace("n_eval = 60", "n_eval = 300")
+
+
+def running_cells(db: Path) -> int:
+    if not db.is_file():
+        return 0
+    try:
+        with closing(sqlite3.connect(db, timeout=10)) as conn:
+            return int(conn.execute("SELECT count(*) FROM cells").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    suite, out, db = write_suite(tmp_path, SLOW_SUITE), tmp_path / "out", tmp_path / "runs.db"
+    log = (tmp_path / "slow.log").open("wb")
+    process = subprocess.Popen([str(ROBUSTINV), "run", str(suite), "--out", str(out), "--store", str(db)],
+                               stdout=log, stderr=log)
+    deadline = time.monotonic() + 300
+    while running_cells(db) < 1:
+        assert process.poll() is None, (tmp_path / "slow.log").read_text()[-2000:]
+        assert time.monotonic() < deadline, "no cell committed within 300 s"
+        time.sleep(0.05)
+    return process, out, db
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_run_interrupted_and_a_second_run_on_the_folder_is_refused(tmp_path: Path) -> None:
+    process, out, db = start_slow_run(tmp_path)
+    try:
+        suite = tmp_path / "suite.toml"
+        code, _, stderr = invoke("run", str(suite), "--out", str(out), "--store", str(db))
+        assert code == 2 and "is in use" in stderr and f"process {process.pid}" in stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert (tmp_path / "slow.log").read_text().strip().endswith("terminated")
+    with Store(db) as store:
+        [entry] = store.history()
+    assert entry.run.status is RunStatus.interrupted and entry.cells >= 1
+
+
+def _can_run_as_nobody() -> bool:
+    """Whether an unprivileged user could start this interpreter (root's home is often closed)."""
+    interpreter = Path(sys.executable).resolve()
+    return all(os.stat(folder).st_mode & 0o001 for folder in interpreter.parents)
+
+
+def test_a_read_only_store_is_read_without_writing_to_it(tmp_path: Path) -> None:
+    db = tmp_path / "store" / "runs.db"
+    assert invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(tmp_path / "out"), "--store", str(db))[0] == 0
+    before = db.read_bytes()
+    with Store(db, readonly=True) as store:
+        [entry] = store.history()
+        assert entry.run.status is RunStatus.finished
+        with pytest.raises(StoreError, match="readonly"):
+            store.record_gate(entry.run.run_id, True)
+    assert db.read_bytes() == before, "a read-only store is not written to"
+    code, stdout, _ = invoke("history", "--store", str(db))
+    assert code == 0 and "tiny" in stdout
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and not _can_run_as_nobody(), reason="no unprivileged user can run this Python")
+def test_history_reads_a_store_it_cannot_write(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    assert invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(tmp_path / "out"), "--store", str(db))[0] == 0
+    shared = Path(tempfile.mkdtemp(prefix="robustinv-readonly-"))  # reachable by another user, unlike tmp_path
+    store = shared / "store"
+    try:
+        store.mkdir()
+        shutil.copy(db, store / "runs.db")
+        (store / "runs.db").chmod(0o444)
+        store.chmod(0o555)
+        shared.chmod(0o755)
+        command = [str(ROBUSTINV), "history", "--store", str(store / "runs.db")]
+        as_nobody = {"user": 65534, "env": {**os.environ, "HOME": str(shared)}, "cwd": str(shared)}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
+                              **(as_nobody if os.geteuid() == 0 else {}))  # type: ignore[call-overload]
+        assert done.returncode == 0, done.stderr
+        assert "tiny" in done.stdout and "finished" in done.stdout
+        assert sorted(p.name for p in store.iterdir()) == ["runs.db"]
+    finally:
+        store.chmod(0o755)
+        shutil.rmtree(shared)
+
+
+def test_the_console_script_is_the_package_entry_point() -> None:
+    [script] = [e for e in entry_points(group="console_scripts") if e.name == "robustinv"]
+    assert script.value == "robustinv.cli:main"
