@@ -44,8 +44,9 @@ def main() -> int:
     spec = next(m for m in suite.models if m.name == row["model"])
     dataset = load_dataset(suite.dataset.name, suite.dataset.root, download=False)
     device = resolve_device(suite.device.value)
-    model = prepare_model(spec, dataset, seed=suite.seed, device=device, cache_dir=suite.cache_dir or cache_dir(),
-                          base_dir=args.suite.resolve().parent, defense=args.defense).module.eval()
+    prepared = prepare_model(spec, dataset, seed=suite.seed, device=device, cache_dir=suite.cache_dir or cache_dir(),
+                             base_dir=args.suite.resolve().parent, defense=args.defense)
+    model = prepared.module.model.eval()  # the plain nn.Module, without robustinv's call checks
     x, y = dataset.eval_subset(suite.dataset.n_eval, suite.seed)
     x, y = x[: row["n"]], y[: row["n"]]
 

@@ -9,13 +9,11 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from contextlib import closing
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from cli import main
 from conftest import TINY_SUITE, write_suite
+from test_resume import committed_cells
 from robustinv.attacks.fgsm import Fgsm
 from robustinv.data import load_dataset
 from robustinv.errors import ModelError
@@ -285,23 +284,13 @@ def test_ctrl_c_during_a_run_exits_130(tmp_path: Path, monkeypatch: pytest.Monke
 SLOW_SUITE = TINY_SUITE.replace("steps = 5", "steps = 400").replace("n_eval = 60", "n_eval = 300")
 
 
-def running_cells(db: Path) -> int:
-    if not db.is_file():
-        return 0
-    try:
-        with closing(sqlite3.connect(db, timeout=10)) as conn:
-            return int(conn.execute("SELECT count(*) FROM cells").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
 def start_slow_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path, Path]:
     suite, out, db = write_suite(tmp_path, SLOW_SUITE), tmp_path / "out", tmp_path / "runs.db"
     log = (tmp_path / "slow.log").open("wb")
     process = subprocess.Popen([str(ROBUSTINV), "run", str(suite), "--out", str(out), "--store", str(db)],
                                stdout=log, stderr=log)
     deadline = time.monotonic() + 300
-    while running_cells(db) < 1:
+    while committed_cells(db) < 1:
         assert process.poll() is None, (tmp_path / "slow.log").read_text()[-2000:]
         assert time.monotonic() < deadline, "no cell committed within 300 s"
         time.sleep(0.05)

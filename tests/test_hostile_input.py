@@ -274,12 +274,13 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 Edit = Callable[[Path], None]  # edits a copy of the finished run folder
 
 
-def on_run(edit: Edit, *, command: str = "gate", fresh_store: bool = True) -> Setup:
+def on_run(edit: Edit = lambda run: None, *, command: str = "gate", fresh_store: bool = True,
+           policy: str = GATED_POLICY) -> Setup:
     """`gate` (or `report`) on an edited copy of the finished run; a fresh store unless told otherwise."""
     def setup(folder: Path, finished: Callable[[], Path]) -> list[str]:
         run = Path(shutil.copytree(finished(), folder / "run"))
         edit(run)
-        (folder / "policy.toml").write_text(GATED_POLICY, encoding="utf-8")
+        (folder / "policy.toml").write_text(policy, encoding="utf-8")
         store = ["--store", str(folder / "fresh.db")] if fresh_store else []
         if command == "report":
             return ["report", str(run)]
@@ -377,6 +378,10 @@ CASES: dict[str, Case] = {
     "steps = true": Case(suite(lambda t: t.replace("steps = 5", "steps = true")), "steps: expected a number"),
     "epochs = false": Case(suite(lambda t: t.replace("epochs = 2", "epochs = false")), "epochs: expected a number"),
     "guard n = true": Case(suite(lambda t: t + "\n[guard]\nn = true\n"), "guard.n: expected a number"),
+    "policy min = true": Case(on_run(policy='[[rules]]\nmetric = "clean_acc"\nmin = true\n'),
+                              "rules[0].min: expected a number, got a boolean"),
+    "policy eps = false": Case(on_run(policy='[[rules]]\nmetric = "clean_acc"\neps = false\nmin = 0.1\n'),
+                               "rules[0].eps: expected a number"),
     # Names that collide with the harness's own rows.
     "label clean": Case(suite(lambda t: t.replace('name = "pgd"', 'name = "pgd"\nlabel = "clean"')),
                         "'clean' is the name of robustinv's own clean sample row"),
