@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from robustinv.errors import ModelError
 from robustinv.files import atomic_write
+from robustinv.text import first_line
 
 
 def content_key(payload: Mapping[str, Any]) -> str:
@@ -70,7 +71,7 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelError(f"cannot read safetensors file {path} (corrupt or truncated?): {_first_line(exc)}") from None
+            raise ModelError(f"cannot read safetensors file {path} (corrupt or truncated?): {first_line(exc)}") from None
     try:
         with warnings.catch_warnings():  # torch warns about a raw pickle's protocol before refusing it
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
@@ -85,7 +86,7 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
             "Re-save it as a plain state dict (torch.save(model.state_dict(), path)) or as safetensors"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"cannot read weights file {path} (corrupt or truncated?): {_first_line(exc)}") from None
+        raise ModelError(f"cannot read weights file {path} (corrupt or truncated?): {first_line(exc)}") from None
     if isinstance(loaded, Mapping) and "state_dict" in loaded and isinstance(loaded["state_dict"], Mapping):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
@@ -111,8 +112,3 @@ def _is_pickle_stream(path: Path) -> bool:
     except Exception:  # any parse failure means: not a (complete) pickle
         return False
     return True
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

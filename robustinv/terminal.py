@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import click
 
 from robustinv.errors import RobustinvError
-from robustinv.text import printable
+from robustinv.text import first_line, printable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +94,7 @@ def handle_errors(command: F) -> F:
             raise  # usage errors: click prints them and exits 2
         except Exception as exc:  # a robustinv bug: never exit 1, which CI reads as a failed gate
             log = _write_traceback(exc)
-            say(f"internal error: {type(exc).__name__}: {_first_line(exc)} (traceback in {log}; "
+            say(f"internal error: {type(exc).__name__}: {first_line(exc)} (traceback in {log}; "
                 "please report it)", err=True)
             sys.exit(EXIT_INTERNAL)
 
@@ -110,8 +110,3 @@ def _write_traceback(exc: BaseException) -> Path:
     except OSError:
         return Path("(unwritable: " + str(path) + ")")
     return path
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else "(no message)"

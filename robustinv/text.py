@@ -32,3 +32,9 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
 def xml_safe(text: str) -> str:
     """`text` with every character XML 1.0 cannot hold spelled as a visible escape."""
     return _NOT_XML.sub(_escape, text)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one short line (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

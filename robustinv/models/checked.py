@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from robustinv.errors import ModelError, RobustinvError
+from robustinv.text import first_line
 
 
 class ModelCallError(ModelError):
@@ -50,7 +51,7 @@ class CheckedModel(nn.Module):
         except RobustinvError:
             raise
         except Exception as exc:  # user code may raise anything
-            detail = f"{type(exc).__name__}: {_first_line(exc)}"
+            detail = f"{type(exc).__name__}: {first_line(exc)}"
             raise ModelCallError(
                 f"model {self.label!r} failed on a batch of {len(x)} images of shape {tuple(x.shape[1:])}: {detail}",
                 detail,
@@ -92,8 +93,3 @@ def probe(model: CheckedModel, images: torch.Tensor, *, dataset: str) -> Probe:
     if not torch.isfinite(first).all():
         raise ModelError(f"model {model.label!r} returns NaN or infinite logits on {dataset} images")
     return Probe(randomized=not torch.equal(first, second))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__

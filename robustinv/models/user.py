@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from robustinv.errors import ModelError
+from robustinv.text import first_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +55,7 @@ class UserBuilder:
         try:
             module = self.factory(**kwargs)
         except Exception as exc:  # user code may raise anything
-            raise ModelError(f"calling {self.arch} failed: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise ModelError(f"calling {self.arch} failed: {type(exc).__name__}: {first_line(exc)}") from None
         if not isinstance(module, nn.Module):
             raise ModelError(f"{self.arch} returned {type(module).__name__}, not a torch.nn.Module")
         return module
@@ -136,8 +137,3 @@ def _hash_files(paths: Any) -> str:
         except OSError:  # a module without a readable source (a compiled extension moved away)
             digest.update(b"?")
     return digest.hexdigest()[:16]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
