@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.robustinv-installed
+# Optional extras to install besides the package; .ci/run adds ray (EXTRAS=test,ray).
+EXTRAS ?= test
 
 .PHONY: venv demo test clean
 
@@ -11,7 +13,7 @@ venv: $(STAMP)
 # Re-installs only when pyproject.toml changes; the package is installed editable.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $@
 
 demo: venv

@@ -1,9 +1,10 @@
 """Defended references side by side: clean, FGSM, PGD-40, AutoAttack, inversion and worst-case accuracy per defense.
 
-    python benchmarks/defenses.py [SUITE] [--out DIR] [--curve-n N]
+    python benchmarks/defenses.py [SUITE] [--out DIR] [--curves [--curve-n N]]
 
-Trains (or loads from the cache) every defense of the suite's first model, recording robust
-accuracy after each epoch (PGD-40, step 0.01, on N test images), runs the suite, and prints the
+Runs the suite (its executor trains, or loads from the cache, every defense of its first model;
+with --curves they are trained one by one first, recording robust accuracy after each epoch,
+PGD-40, step 0.01, on N test images), and prints the
 comparison at the largest ε: accuracies, the per-input worst case with its 95% interval, the
 ε = 1 check, feature consistency under PGD, training and AutoAttack minutes, flags, and the
 worst case's findings and notes.
@@ -88,6 +89,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite", nargs="?", type=Path, default=HERE / "defenses.toml")
     parser.add_argument("--out", type=Path, help="also write results.csv / results.json there")
+    parser.add_argument("--curves", action="store_true",
+                        help="train the models one by one first, recording a robust-accuracy curve per epoch "
+                             "(otherwise the suite's executor trains them in parallel, without curves)")
     parser.add_argument("--curve-n", type=int, default=500, help="test images for the per-epoch curve")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -99,7 +103,8 @@ def main() -> int:
     spec = suite.models[0]
     device = resolve_device(suite.device.value)
     curves = {}
-    for defense in spec.defenses:
+    torch.set_num_threads(suite.threads)  # train as the run's cells do: the model cache key holds the thread count
+    for defense in spec.defenses if args.curves else []:
         curve = Curve(dataset.x_test[: args.curve_n].to(device), dataset.y_test[: args.curve_n].to(device),
                       spec.adversarial.eps)
         prepare_model(spec, dataset, seed=suite.seed, device=device, cache_dir=suite.cache_dir or cache_dir(),

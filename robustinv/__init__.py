@@ -2,26 +2,61 @@
 
     from robustinv import load_suite, run_suite
     result = run_suite(load_suite(Path("benchmarks/quickstart.toml")))
+
+The public names load on first use (PEP 562), so the records, the store, the gate and the
+reports, which need no torch, import without it.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("robustinv")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
-from robustinv.attacks import ATTACKS, build_attack  # noqa: E402
-from robustinv.data import DATASETS, load_dataset  # noqa: E402
-from robustinv.errors import RobustinvError  # noqa: E402
-from robustinv.models import MODELS, model_builder, prepare_model, prepare_models  # noqa: E402
-from robustinv.records import RunResult  # noqa: E402
-from robustinv.runner import run_suite  # noqa: E402
-from robustinv.suite import Suite, load_suite, parse_suite  # noqa: E402
-from robustinv.training import DEFENSES, train  # noqa: E402
+if TYPE_CHECKING:
+    from robustinv.attacks import ATTACKS, build_attack
+    from robustinv.data import DATASETS, load_dataset
+    from robustinv.errors import RobustinvError
+    from robustinv.models import MODELS, model_builder, prepare_model, prepare_models
+    from robustinv.records import RunResult
+    from robustinv.run import run_suite
+    from robustinv.suite import Suite, load_suite, parse_suite
+    from robustinv.training import DEFENSES, train
+
+# Public name → the module that defines it.
+_SOURCES: dict[str, str] = {
+    "ATTACKS": "robustinv.attacks", "build_attack": "robustinv.attacks",
+    "DATASETS": "robustinv.data", "load_dataset": "robustinv.data",
+    "RobustinvError": "robustinv.errors",
+    "MODELS": "robustinv.models", "model_builder": "robustinv.models", "prepare_model": "robustinv.models",
+    "prepare_models": "robustinv.models",
+    "RunResult": "robustinv.records",
+    "run_suite": "robustinv.run",
+    "Suite": "robustinv.suite", "load_suite": "robustinv.suite", "parse_suite": "robustinv.suite",
+    "DEFENSES": "robustinv.training", "train": "robustinv.training",
+}
 
 __all__ = [
     "ATTACKS", "DATASETS", "DEFENSES", "MODELS", "RobustinvError", "RunResult", "Suite", "__version__",
     "build_attack", "load_dataset", "load_suite", "model_builder", "parse_suite", "prepare_model", "prepare_models", "run_suite",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module the first time the name is asked for, and keep the name here."""
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(source), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

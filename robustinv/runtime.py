@@ -35,6 +35,21 @@ def _deterministic_cuda() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def kernel_profile(device: torch.device) -> str:
+    """What besides the seed decides a trained weight: the device kind and, on the CPU, torch's thread count.
+
+    Float reductions split over a different number of threads add up in another order, so a
+    model trained on 1 thread and on 2 ends with different weights.
+    """
+    return f"cpu-{torch.get_num_threads()}t" if device.type == "cpu" else device.type
+
+
+def set_threads(threads: int) -> None:
+    """Run torch's CPU kernels on `threads` threads (what a cell's numbers depend on, see `kernel_profile`)."""
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy (ART's random starts draw from it) and torch."""
     random.seed(seed)

@@ -28,6 +28,12 @@ SQUARE_GAP = 0.02  # Square must break more than 2% of the inputs the white-box 
 ZERO_GRADIENT_SHARE = 0.05  # inputs whose logit-margin gradient is exactly zero everywhere
 
 
+# Capabilities an attack records in its rows' config (see `robustinv.attacks.base.Attack`): the checks read
+# these, not attack names.
+SINGLE_STEP = "single_step"  # one gradient step of size ε (FGSM)
+ITERATED = "iterated"  # repeats such steps (PGD): must not leave more accuracy than the single step
+
+
 class Flag(str, Enum):
     robust_above_clean = "robust>clean"
     norm_above_eps = "norm>eps"
@@ -94,13 +100,13 @@ def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
     fgsm_acc: dict[tuple[str, str, str, float], float] = {}
     for i, row in enumerate(rows):
         by_attack[(row.model, row.defense, row.attack, row.norm)].append(i)
-        if row.config.get("name") == "fgsm":
+        if SINGLE_STEP in row.config.get("capabilities", ()):
             key = (row.model, row.defense, row.norm, row.eps)
             fgsm_acc[key] = min(fgsm_acc.get(key, 1.0), row.robust_acc)
 
     for i, row in enumerate(rows):
         fgsm = fgsm_acc.get((row.model, row.defense, row.norm, row.eps))
-        if row.config.get("name") == "pgd" and fgsm is not None and row.robust_acc > fgsm:
+        if ITERATED in row.config.get("capabilities", ()) and fgsm is not None and row.robust_acc > fgsm:
             flags[i].append(Flag.pgd_weaker_than_fgsm.value)
 
     for indices in by_attack.values():

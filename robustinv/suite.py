@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import sys
 from enum import Enum
 from collections.abc import Collection
 from pathlib import Path
@@ -12,6 +10,8 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+from robustinv import tomlfile
+from robustinv.checkpoints import content_key
 from robustinv.config import Config
 from robustinv.attacks import ATTACKS, AttackConfig
 from robustinv.data.spec import DatasetSpec
@@ -20,12 +20,8 @@ from robustinv.guard import GuardConfig
 from robustinv.models.spec import ModelSpec
 from robustinv.paths import resolve_path
 from robustinv.records import reserved_label_problem
+from robustinv.tomlfile import read_toml
 from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 class SuiteError(RobustinvError):
@@ -45,6 +41,8 @@ class Suite(Config):
     seed: int = 0
     device: Device = Device.auto
     eval_batch_size: int = Field(512, ge=1)
+    threads: int = Field(1, ge=1, description="torch threads per cell; part of every result's key (see kernel_profile)")
+    executor: str = Field("serial", description="where cells run: serial, process or ray (--executor overrides)")
     cache_dir: Path | None = None
     dataset: DatasetSpec
     models: list[ModelSpec] = Field(min_length=1)
@@ -52,6 +50,17 @@ class Suite(Config):
     guard: GuardConfig = Field(default_factory=GuardConfig)
 
     _resolve = field_validator("cache_dir")(resolve_path)
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, name: str) -> str:
+        from robustinv.run.executors import EXECUTORS  # the run package imports suites: look it up when used
+
+        try:
+            EXECUTORS.get(name)
+        except UnknownNameError as exc:
+            raise ValueError(str(exc)) from None
+        return name
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:
@@ -70,16 +79,6 @@ class Suite(Config):
                 raise ValueError(f"model name {model.name!r}: square brackets are reserved for "
                                  "`name[defense]`, how robustinv names a defended reference")
         return self
-
-
-def read_toml(path: Path, error: type[RobustinvError], what: str) -> dict[str, Any]:
-    """A TOML file's contents; a missing or malformed file raises `error` naming the file."""
-    if not path.is_file():
-        raise error(f"{path}: no such {what} file")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: malformed TOML: {exc}") from None
 
 
 def load_suite(path: Path) -> Suite:
@@ -124,25 +123,13 @@ def _known_keys() -> set[str]:
 def format_validation_error(
     where: str, exc: ValidationError, prefix: tuple[Any, ...] = (), known_keys: Collection[str] | None = None
 ) -> str:
-    """One line: `file: key.path: problem`, plus a count of further problems.
+    """`robustinv.tomlfile.format_validation_error` with every suite key (by default) to suggest from."""
+    return tomlfile.format_validation_error(where, exc, prefix, known_keys or _known_keys())
 
-    An unknown key gets the closest of `known_keys` (default: every suite key) as a suggestion.
-    """
-    errors = exc.errors()
-    first = errors[0]
-    loc = (*prefix, *first["loc"])
-    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".") or "(top level)"
-    message = str(first["msg"]).removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), known_keys or _known_keys(), n=1)
-        message = "unknown key" + (f"; did you mean {close[0]!r}?" if close else "")
-    elif first["type"] == "missing":
-        message = "missing key"
-    elif first["type"] != "value_error" and "input" in first and not isinstance(first["input"], (dict, list)):
-        message += f" (got {first['input']!r})"
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    line = f"{where}: {key}: {message}{more}"
-    return line.replace("\r", "\\r").replace("\n", "\\n")  # a key or value with a line break stays one line
+
+def suite_key(suite: Suite) -> str:
+    """The content key of what the suite computes: its resolved form, less where it runs (the executor)."""
+    return content_key({"suite": tomli_w.dumps(suite.model_dump(mode="json", exclude_none=True, exclude={"executor"}))})
 
 
 def dump_suite(suite: Suite) -> str:

@@ -14,7 +14,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import torch
+import numpy as np
+import numpy.typing as npt
 
 from robustinv.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
 from robustinv.records import WORST_CASE, ResultRow
@@ -26,7 +27,7 @@ from robustinv.worst_case import Outcome, WorstCase, worst_case
 class ModelOutcomes:
     """What one (model, defense) produced that rows do not hold: per-input outcomes, the unbounded check."""
 
-    clean_correct: torch.Tensor  # bool over the eval set
+    clean_correct: npt.NDArray[np.bool_]  # over the eval set
     outcomes: dict[tuple[str, float], Outcome] = field(default_factory=dict)  # (attack, ε) → outcome
     unbounded_acc: dict[str, float] = field(default_factory=dict)  # norm → what an ε = 1 PGD left (guarded models)
 
@@ -60,8 +61,8 @@ def verdict_rows(
 
 def _evidence(eps: float, group: list[ResultRow], outcomes: list[Outcome], worst: WorstCase,
               unbounded_acc: float | None) -> GuardEvidence:
-    fgsm = [r.robust_acc for r in group if r.config.get("name") == "fgsm"]
-    pgd = [r.robust_acc for r in group if r.config.get("name") == "pgd"]
+    fgsm = [r.robust_acc for r, o in zip(group, outcomes) if o.single_step]
+    pgd = [r.robust_acc for r, o in zip(group, outcomes) if o.iterated]
     reference = {
         row.attack: [flag for flag in row.flags if flag in {f.value for f in MASKING_REFERENCE_FLAGS}] for row in group
     }
@@ -97,7 +98,7 @@ def _worst_case_row(group: list[ResultRow], worst: WorstCase, findings: list[str
         samples_per_s=n / seconds if seconds > 0 else math.inf,
         train_seconds=sum(r.train_seconds for r in group), samples_per_input=1,
         candidate_success=math.nan, diversity_cos=math.nan, diversity_l2=math.nan, target_success=math.nan,
-        feature_consistency=math.nan, flags=tuple(dict.fromkeys(flags)), config=config,
+        feature_consistency=math.nan, flags=tuple(dict.fromkeys(flags)), config=config, measures={},
     )
 
 

@@ -5,7 +5,7 @@ attack cell keeps, per evaluated input, whether the model stayed correct (`Outco
 Attacks may run on a prefix of the eval set (AutoAttack's or the guard's `n`); the worst case is
 taken over the inputs every attack saw, the shortest prefix. Counting the other inputs would mix
 a strong evaluation on some inputs with a weaker one on the rest and claim more robustness than
-the strongest attack showed. Pure functions on tensors, like `robustinv.metrics`.
+the strongest attack showed. Pure functions on numpy bool arrays, so the records and reports need no torch.
 
 The log reads like AutoAttack's: attacks in the order they ran, how many inputs each broke that
 no earlier one had, and the robust accuracy after it. `unique` counts the inputs only that
@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
+import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,10 @@ class Outcome:
     """One attack cell's per-input result: `robust[i]` is True when input i stayed correctly classified."""
 
     attack: str
-    robust: torch.Tensor  # bool, over the first len(robust) inputs of the eval set
+    robust: npt.NDArray[np.bool_]  # over the first len(robust) inputs of the eval set
     gradient_free: bool = False
+    single_step: bool = False  # one gradient step (FGSM): must not leave less than an `iterated` attack
+    iterated: bool = False  # repeats single steps (PGD)
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,8 @@ class LogEntry:
 
 @dataclass(frozen=True)
 class WorstCase:
-    clean_correct: torch.Tensor  # bool (m,): the common inputs the model classifies correctly
-    robust: torch.Tensor  # bool (m,): correct clean and under every attack
+    clean_correct: npt.NDArray[np.bool_]  # (m,): the common inputs the model classifies correctly
+    robust: npt.NDArray[np.bool_]  # (m,): correct clean and under every attack
     log: tuple[LogEntry, ...]
     gradient_free_only: int  # inputs broken only by gradient-free attacks, none of the others
 
@@ -54,7 +57,7 @@ class WorstCase:
         return _mean(self.clean_correct)
 
 
-def worst_case(clean_correct: torch.Tensor, outcomes: Sequence[Outcome]) -> WorstCase:
+def worst_case(clean_correct: npt.NDArray[np.bool_], outcomes: Sequence[Outcome]) -> WorstCase:
     """Combine the outcomes of every attack at one ε over the inputs all of them saw.
 
     `clean_correct` (bool, (n,)) covers the eval set; each outcome a prefix of it.
@@ -63,21 +66,22 @@ def worst_case(clean_correct: torch.Tensor, outcomes: Sequence[Outcome]) -> Wors
     if any(len(o.robust) > len(clean_correct) for o in outcomes):
         raise ValueError(f"more outcomes than the {len(clean_correct)} inputs")
     clean_correct = clean_correct[:n]
-    robust_per_attack = torch.stack([o.robust[:n].bool() for o in outcomes]) if outcomes else torch.ones(0, n).bool()
+    robust_per_attack = (np.stack([np.asarray(o.robust[:n], dtype=np.bool_) for o in outcomes]) if outcomes
+                         else np.ones((0, n), dtype=np.bool_))
     broken = clean_correct & ~robust_per_attack
     times_broken = broken.sum(0)
-    robust = clean_correct.clone()
+    robust = clean_correct.copy()
     log = []
     for outcome, row, own in zip(outcomes, broken, robust_per_attack):
         newly = robust & row
         robust &= ~row
         log.append(LogEntry(outcome.attack, int(newly.sum()), int((row & (times_broken == 1)).sum()),
                             _mean(robust), _mean(clean_correct & own)))
-    free = torch.tensor([o.gradient_free for o in outcomes], dtype=torch.bool)
-    by_free = broken[free].any(0) if bool(free.any()) else torch.zeros(n, dtype=torch.bool)
-    by_others = broken[~free].any(0) if bool((~free).any()) else torch.zeros(n, dtype=torch.bool)
+    free = np.array([o.gradient_free for o in outcomes], dtype=np.bool_)
+    by_free = broken[free].any(0) if bool(free.any()) else np.zeros(n, dtype=np.bool_)
+    by_others = broken[~free].any(0) if bool((~free).any()) else np.zeros(n, dtype=np.bool_)
     return WorstCase(clean_correct, robust, tuple(log), int((by_free & ~by_others).sum()))
 
 
-def _mean(mask: torch.Tensor) -> float:
-    return float(mask.double().mean()) if len(mask) else float("nan")
+def _mean(mask: npt.NDArray[np.bool_]) -> float:
+    return float(mask.mean(dtype=np.float64)) if len(mask) else float("nan")

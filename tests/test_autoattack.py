@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from robustinv.data import Dataset
 from robustinv.models.zoo import smallcnn
 from robustinv.records import ResultRow
-from robustinv.runner import run_suite
+from robustinv.run import run_suite
 from robustinv.sanity import Flag, reference_flags
 from robustinv.suite import SuiteError, load_suite, parse_suite
 

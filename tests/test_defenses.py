@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from robustinv.worst_case import Outcome, worst_case
 from robustinv.metrics import feature_consistency, robust_accuracy
 from robustinv.models import ModelSpec, prepare_model
 from robustinv.models.zoo import smallcnn
-from robustinv.runner import run_suite
+from robustinv.run import run_suite
 from robustinv.runtime import predict_logits
 from robustinv.sanity import Flag
 from robustinv.suite import load_suite
@@ -172,9 +173,9 @@ def test_guard_findings_rule_by_rule() -> None:
 
 
 def test_a_stronger_attack_finding_more_is_a_note_not_a_finding() -> None:
-    worst = worst_case(torch.tensor([True] * 4), [Outcome("fgsm", torch.tensor([True, False, True, True])),
-                                                  Outcome("pgd", torch.tensor([True, True, True, True])),
-                                                  Outcome("pgd-guard", torch.tensor([True, True, False, True]))])
+    worst = worst_case(np.array([True] * 4), [Outcome("fgsm", np.array([True, False, True, True])),
+                                              Outcome("pgd", np.array([True, True, True, True])),
+                                              Outcome("pgd-guard", np.array([True, True, False, True]))])
     # only the strongest single white-box attack is asked (fgsm, 75%), and the worst case is 50%
     assert convergence_notes(worst, {"fgsm", "pgd", "pgd-guard"}, tolerance=0.01) == [
         "fgsm not converged: the worst case is 25.0 points lower"]

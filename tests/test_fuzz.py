@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ from hypothesis import strategies as st
 from robustinv.data import load_dataset
 from robustinv.errors import DataError, RobustinvError
 from robustinv.gate import Policy, Rule, gate_run
-from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid
+from robustinv.records import (
+    GateLevel, GateVerdict, RecordError, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid,
+)
 from robustinv.report import report_files
-from robustinv.report.rundir import GATE_JSON, RESULTS_JSON, SAMPLES_JSON, parse_run, record_files
+from robustinv.report.rundir import GATE_JSON, RESULTS_JSON, SAMPLES_JSON, SAMPLES_TENSORS, parse_run, record_files
 
 # --- npz arrays ----------------------------------------------------------------------------------
 
@@ -81,7 +83,7 @@ WORST = replace(ROW, attack="worst_case", config={
             {"attack": "autoattack", "newly_broken": 0, "unique": 0, "robust_acc": 0.25, "attack_acc": 0.25}],
     "findings": [], "notes": ["pgd not converged"],
 })
-GRID = SampleGrid("net", "standard", "pgd", 0.3, (1, 2), ((1, 3),), ((0.5, 0.9),), torch.zeros(1, 2, 1, 2, 2, dtype=torch.uint8))
+GRID = SampleGrid("net", "standard", "pgd", 0.3, (1, 2), ((1, 3),), ((0.5, 0.9),), np.zeros((1, 2, 1, 2, 2), np.uint8))
 VERDICT = GateVerdict("p.toml", None, (RuleOutcome("robust_acc >= 0.2", GateLevel.fail, True, 0.25, ">= 0.2", "ok", 2),))
 INFO = RunInfo("r1", "tiny", 0, "cpu", "2026-01-01T00:00:00+00:00", "2026-01-01T00:01:00+00:00", "digits", "def", 4,
                {"torch": "2"})
@@ -168,14 +170,52 @@ def test_every_place_of_every_run_file_with_any_value_loads_checked_or_raises_on
                 report_files(run, rendered_at="now")  # every renderer reads what loaded without an exception
 
 
+def safetensors_bytes(dtype: str, shape: tuple[int, ...], itemsize: int) -> bytes:
+    """A one-tensor safetensors file `grid0` of any dtype by name, also those numpy has none for (BF16)."""
+    size = itemsize * math.prod(shape)
+    header = json.dumps({"grid0": {"dtype": dtype, "shape": list(shape), "data_offsets": [0, size]}}).encode()
+    return len(header).to_bytes(8, "little") + header + bytes(size)
+
+
+@pytest.mark.parametrize(("dtype", "itemsize", "shape"), [
+    ("U8", 1, (1, 2, 1, 2, 2)), ("F32", 4, (1, 2, 1, 2, 2)), ("BOOL", 1, (1, 2, 1, 2, 2)), ("BF16", 2, (1, 2, 1, 2, 2)),
+    ("F8_E4M3", 1, (1, 2, 1, 2, 2)), ("U8", 1, (2, 1, 2, 2)), ("U8", 1, (2, 2, 1, 2, 2)),
+])
+def test_sample_images_of_any_dtype_and_shape_load_checked_or_raise_one_clear_error(
+    dtype: str, itemsize: int, shape: tuple[int, ...],
+) -> None:
+    images = safetensors_bytes(dtype, shape, itemsize)
+    try:
+        run = parse_run({**FILES, SAMPLES_TENSORS: images}, Path("run"))
+    except RobustinvError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("run/")
+        assert (dtype, shape) != ("U8", (1, 2, 1, 2, 2))
+        return
+    assert (dtype, shape) == ("U8", (1, 2, 1, 2, 2))
+    grid = run.grids[0]
+    assert isinstance(grid.images, np.ndarray) and grid.images.dtype == np.uint8 and grid.images.shape == shape
+    report_files(run, rendered_at="now")
+
+
+def test_a_sample_grid_takes_only_a_uint8_array_of_five_dimensions() -> None:
+    meta = json.loads(json.dumps(GRID.meta()))  # its JSON form: lists, not tuples
+    assert SampleGrid.from_meta(meta, np.zeros((1, 2, 1, 2, 2), np.uint8)).images.shape == (1, 2, 1, 2, 2)
+    for images in (np.zeros((1, 2, 1, 2, 2), np.float32), np.zeros((2, 1, 2, 2), np.uint8), [[0]]):
+        with pytest.raises(RecordError, match="uint8 array"):
+            SampleGrid.from_meta(meta, images)  # type: ignore[arg-type]
+
+
 def _forgeries() -> list[tuple[str, str, Any]]:
     """Per column of a result row: deleted, of the wrong type, and (for numbers) out of its range."""
     out_of_range = {"int": -1, "float": -1.0}
     cases: list[tuple[str, str, Any]] = []
     for f in fields(ResultRow):
         kind = str(f.type)
-        cases.append((f.name, "missing", "delete"))
-        cases.append((f.name, "wrong type", 7 if kind == "str" else [] if kind == "dict[str, Any]" else "x"))
+        if f.default_factory is MISSING:  # a column with a default (`measures`) may be absent from older runs
+            cases.append((f.name, "missing", "delete"))
+        cases.append((f.name, "wrong type", 7 if kind == "str" else [] if kind.startswith("dict[") else "x"))
+        if kind == "dict[str, float]":
+            cases.append((f.name, "out of range", {"m": "x"}))
         if kind in out_of_range:
             cosine = f.name in ("diversity_cos", "feature_consistency")
             cases.append((f.name, "out of range", 1.5 if f.name.endswith(("_acc", "_rate", "_success")) else

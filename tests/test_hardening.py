@@ -258,7 +258,7 @@ def test_an_internal_error_exits_3_with_the_traceback_in_a_log(tmp_path: Path, m
     def bug(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a robustinv bug")
 
-    monkeypatch.setattr("robustinv.runner.check_rows", bug)
+    monkeypatch.setattr("robustinv.run.driver.check_rows", bug)
     code, stdout, stderr = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(tmp_path / "out"),
                                   env={"ROBUSTINV_LOG_DIR": str(tmp_path / "logs")})
     assert code == 3, stderr

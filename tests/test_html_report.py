@@ -15,8 +15,8 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from conftest import REPO
@@ -47,8 +47,7 @@ def make_row(**values: Any) -> ResultRow:
 
 def make_grid(model: str, defense: str, attack: str, eps: float, draws: int, seed: int) -> SampleGrid:
     """4 random 8×8 grey inputs; every other prediction of an attacked grid is wrong."""
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (draws, 4, 1, 8, 8), generator=generator, dtype=torch.uint8)
+    images = np.random.default_rng(seed).integers(0, 256, (draws, 4, 1, 8, 8), dtype=np.uint8)
     true = (1, 2, 3, 4)
     predictions = tuple(tuple(t if attack == "clean" or i % 2 else 7 for i, t in enumerate(true)) for _ in range(draws))
     confidences = tuple(tuple(0.5 + 0.1 * i + 0.01 * d for i in range(4)) for d in range(draws))

@@ -11,13 +11,13 @@ BASE = ResultRow(
     run_id="r", dataset="d", model="m", defense="standard", attack="fgsm", norm="linf", eps=0.1, n=10, clean_acc=0.9,
     robust_acc=0.5, success_rate=0.4, mean_linf=0.1, max_linf=0.1, mean_l2=1.0, max_l2=1.0, seconds=1.0,
     samples_per_s=10.0, train_seconds=0.0, samples_per_input=1, candidate_success=0.4, diversity_cos=float("nan"),
-    diversity_l2=float("nan"), target_success=float("nan"), feature_consistency=float("nan"), flags=(), config={"name": "fgsm"}, seed=0,
+    diversity_l2=float("nan"), target_success=float("nan"), feature_consistency=float("nan"), flags=(), config={"name": "fgsm", "capabilities": ["single_step"]}, seed=0,
     model_fingerprint="f", dataset_fingerprint="g", model_source="trained", model_train_seconds=0.0,
 )
 
 
 def _pgd(**changes: object) -> ResultRow:
-    return replace(BASE, attack="pgd", config={"name": "pgd"}, **changes)  # type: ignore[arg-type]
+    return replace(BASE, attack="pgd", config={"name": "pgd", "capabilities": ["iterated"]}, **changes)  # type: ignore[arg-type]
 
 
 def test_honest_rows_have_no_flags() -> None:

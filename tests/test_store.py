@@ -9,14 +9,14 @@ import sqlite3
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
+from safetensors.numpy import load_file
 
+from robustinv import store as store_module
 from robustinv.errors import RobustinvError
-from robustinv.records import ResultRow, SampleGrid, TargetCell
-from robustinv.store import (
-    APPLICATION_ID, SCHEMA_VERSION, CellKind, CellResult, ModelRecord, RunStatus, Store, StoreError,
-)
+from robustinv.records import STORED_KINDS, CellKind, CellResult, ResultRow, SampleGrid, TargetCell
+from robustinv.store import APPLICATION_ID, SCHEMA_VERSION, ModelRecord, RunStatus, Store, StoreError
 
 
 def make_row(**changes: object) -> ResultRow:
@@ -62,7 +62,7 @@ def test_a_new_store_has_the_schema_and_wal_journaling(tmp_path: Path) -> None:
         assert again.history() == []
 
 
-ROBUST = torch.tensor([True, False, True, True])
+ROBUST = np.array([True, False, True, True])
 
 
 def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: Store, tmp_path: Path) -> None:
@@ -70,11 +70,12 @@ def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: 
     run_id = open_run(store, out)
     row = make_row()
     targets = (TargetCell("net", "standard", "pgd", 0.3, 1, 2, 3, 0.5), TargetCell("net", "standard", "pgd", 0.3, 2, 1, 1, 1.0))
-    images = torch.randint(0, 256, (2, 3, 1, 8, 8), dtype=torch.uint8)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 3, 1, 8, 8), dtype=np.uint8)
     grid = SampleGrid("net", "standard", "pgd", 0.3, (1, 2, 3), ((1, 2, 3), (2, 2, 3)),
                       ((0.5, 0.25, 1.0), (0.125, 0.75, 0.999999)), images)
-    x_adv = torch.rand(4, 1, 8, 8)
-    robust = torch.tensor([True, False, False, True])
+    x_adv = rng.random((4, 1, 8, 8), dtype=np.float32)
+    robust = np.array([True, False, False, True])
     store.commit_cell(run_id, "cellkey", CellKind.attack, CellResult(row, robust, targets, grid, x_adv))
 
     assert store.finished_cells(run_id) == {"cellkey"}
@@ -83,9 +84,9 @@ def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: 
     assert loaded is not None and loaded.grid is not None and loaded.x_adv is not None
     assert same_row(loaded.row, row) and loaded.row.flags == ("norm>eps", "pgd>fgsm")
     assert loaded.targets == targets
-    assert torch.equal(loaded.x_adv, x_adv) and loaded.x_adv.dtype == torch.float32
-    assert torch.equal(loaded.robust, robust) and loaded.robust.dtype == torch.bool
-    assert torch.equal(loaded.grid.images, images)
+    assert np.array_equal(loaded.x_adv, x_adv) and loaded.x_adv.dtype == np.float32
+    assert np.array_equal(loaded.robust, robust) and loaded.robust.dtype == np.bool_
+    assert np.array_equal(loaded.grid.images, images) and loaded.grid.images.dtype == np.uint8
     assert (loaded.grid.true_labels, loaded.grid.predictions, loaded.grid.confidences) == (
         grid.true_labels, grid.predictions, grid.confidences)
     assert store.load_cell(run_id, "no-such-cell") is None
@@ -93,18 +94,54 @@ def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: 
 
 def test_a_cell_keeps_its_per_input_outcomes_even_without_other_tensors(store: Store, tmp_path: Path) -> None:
     run_id = open_run(store, tmp_path / "out")
-    robust = torch.tensor([False, True, True])
+    robust = np.array([False, True, True])
     store.commit_cell(run_id, "transfer", CellKind.transfer, CellResult(make_row(attack="pgd-transfer"), robust))
     loaded = store.load_cell(run_id, "transfer")
     assert loaded is not None and loaded.grid is None and loaded.x_adv is None and loaded.targets == ()
-    assert torch.equal(loaded.robust, robust)
+    assert np.array_equal(loaded.robust, robust)
+
+
+def test_the_artifact_keeps_its_format_robust_as_uint8(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_id = open_run(store, out)
+    store.commit_cell(run_id, "k", CellKind.guard, CellResult(make_row(attack="pgd-guard"), ROBUST))
+    stored = load_file(str(out / "cells" / "k.safetensors"))
+    assert set(stored) == {"robust"} and stored["robust"].dtype == np.uint8
+    assert stored["robust"].tolist() == [1, 0, 1, 1]
+
+
+@pytest.mark.parametrize("kind", sorted(set(CellKind) - STORED_KINDS, key=lambda k: k.value))
+def test_only_stored_kinds_are_committed(store: Store, tmp_path: Path, kind: CellKind) -> None:
+    run_id = open_run(store, tmp_path / "out")
+    with pytest.raises(ValueError, match=kind.value):
+        store.commit_cell(run_id, "k", kind, CellResult(make_row(), ROBUST))
+    assert store.finished_cells(run_id) == frozenset()
+    assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_the_stored_kinds_are_the_schema_s() -> None:
+    assert {kind.value for kind in STORED_KINDS} == {"attack", "guard", "transfer"}
+    assert store_module.CellKind is CellKind and store_module.CellResult is CellResult  # still importable there
+
+
+def test_an_artifact_numpy_cannot_read_is_computed_again(store: Store, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "out"
+    run_id = open_run(store, out)
+    store.commit_cell(run_id, "k", CellKind.attack, CellResult(make_row(), ROBUST))
+    header = json.dumps({"robust": {"dtype": "BF16", "shape": [4], "data_offsets": [0, 8]}}).encode()
+    (out / "cells" / "k.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
+    with caplog.at_level(logging.WARNING, logger="robustinv.store"):
+        assert store.load_cell(run_id, "k") is None
+    assert "computing it again" in caplog.text
 
 
 def test_a_cell_whose_artifact_is_gone_is_reported_missing(store: Store, tmp_path: Path,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "out"
     run_id = open_run(store, out)
-    store.commit_cell(run_id, "k", CellKind.attack, CellResult(make_row(), ROBUST, x_adv=torch.zeros(4, 1, 8, 8)))
+    x_adv = np.zeros((4, 1, 8, 8), np.float32)
+    store.commit_cell(run_id, "k", CellKind.attack, CellResult(make_row(), ROBUST, x_adv=x_adv))
     (out / "cells" / "k.safetensors").write_bytes(b"truncated")
     with caplog.at_level(logging.WARNING, logger="robustinv.store"):
         assert store.load_cell(run_id, "k") is None

@@ -127,14 +127,26 @@ class AttackOutput:
 class Attack(ABC):
     """Base of every attack; subclasses set `config_type` and implement `generate`.
 
-    Capabilities, read by the guard instead of names: a `gradient_free` attack only queries the
-    model's outputs (Square), so it still works where gradients are masked; a `step_size_free`
-    attack adapts its own steps and restarts (APGD), so it needs no stronger rerun to converge.
+    Capabilities, read by the guard and the verdict instead of names:
+
+    * `gradient_free`: only queries the model's outputs (Square), so it still works where
+      gradients are masked;
+    * `step_size_free`: adapts its own steps and restarts (APGD), so it needs no stronger rerun
+      to converge;
+    * `single_step`: one gradient step of size ε (FGSM), the masking tell when it beats an
+      `iterated` attack, which repeats such steps (PGD) and so must not leave more accuracy;
+    * `learns`: trains something against the model before it can attack (a generator), which
+      a run schedules as a cell of its own;
+    * `strengthened` returns the config of a stronger run of the same attack (more steps,
+      random restarts), or None when the attack has no such knob.
     """
 
     config_type: ClassVar[type[AttackConfig]] = AttackConfig
     gradient_free: ClassVar[bool] = False
     step_size_free: ClassVar[bool] = False
+    single_step: ClassVar[bool] = False
+    iterated: ClassVar[bool] = False
+    learns: ClassVar[bool] = False
 
     def __init__(self, config: AttackConfig) -> None:
         self.config = config
@@ -153,6 +165,21 @@ class Attack(ABC):
         samples = candidates.samples.clamp(0.0, 1.0)
         return AttackOutput(self._worst_case(model, y, samples), samples, seconds,
                             candidates.targets, candidates.train_seconds, candidates.diagnostics)
+
+    @classmethod
+    def capabilities(cls) -> list[str]:
+        """The capability flags the attack has, by name; every result row records them for record-only checks."""
+        names = ("gradient_free", "step_size_free", "single_step", "iterated", "learns")
+        return [name for name in names if getattr(cls, name)]
+
+    @property
+    def trained_seconds(self) -> float:
+        """What `prepare` spent learning (or once spent, for a cached result); 0 for attacks that learn nothing."""
+        return 0.0
+
+    def strengthened(self, *, steps_factor: int, restarts: int, label: str) -> AttackConfig | None:
+        """A stronger run of this attack (for the gradient-masking guard), or None when it cannot be strengthened."""
+        return None
 
     def validate(self, model: nn.Module, input_shape: tuple[int, int, int], *, model_name: str) -> None:
         """Refuse, before anything runs, a model or input shape this attack cannot handle."""

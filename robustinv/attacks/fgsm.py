@@ -21,6 +21,7 @@ class Fgsm(ArtAttack):
     """FGSM (ART): one signed-gradient step of size ε; fast, weak, a masking tell when it beats PGD."""
 
     config_type = FgsmConfig
+    single_step = True
 
     def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:
         return FastGradientMethod(

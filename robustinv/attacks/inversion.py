@@ -43,6 +43,7 @@ class Inversion(Attack):
 
     config_type = InversionConfig
     config: InversionConfig
+    learns = True
 
     def __init__(self, config: AttackConfig) -> None:
         super().__init__(config)
@@ -68,6 +69,10 @@ class Inversion(Attack):
         )
         assert isinstance(generator, PerturbGenerator)
         self._generator = generator
+
+    @property
+    def trained_seconds(self) -> float:
+        return self._train_seconds
 
     @property
     def generator(self) -> PerturbGenerator:

@@ -26,6 +26,13 @@ class Pgd(ArtAttack):
 
     config_type = PgdConfig
     config: PgdConfig
+    iterated = True
+
+    def strengthened(self, *, steps_factor: int, restarts: int, label: str) -> PgdConfig:
+        return self.config.model_copy(update={
+            "label": label, "steps": self.config.steps * steps_factor, "restarts": restarts, "random_start": True,
+            "n": None,
+        })
 
     def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:
         return ProjectedGradientDescentPyTorch(

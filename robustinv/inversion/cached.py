@@ -14,7 +14,7 @@ from robustinv.checkpoints import checkpoint_files, content_key, load_checkpoint
 from robustinv.inversion.generator import FreeGenerator, PerturbGenerator
 from robustinv.inversion.recipe import GeneratorRecipe
 from robustinv.inversion.trainer import train_free_generator, train_perturb_generator
-from robustinv.runtime import model_device
+from robustinv.runtime import kernel_profile, model_device
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def cached_generator(
     Returns the generator and the seconds its training took (when it was trained, possibly earlier).
     """
     device = model_device(model)
-    # The device is part of the key: CPU and CUDA kernels train slightly different weights.
-    stem = cache_dir / "generators" / f"{source.mode}-{source.key}-{device.type}"
+    # The kernels are part of the key: CPU and CUDA, and CPU thread counts, train different weights.
+    stem = cache_dir / "generators" / f"{source.mode}-{source.key}-{kernel_profile(device)}"
     cached = load_checkpoint(stem)
     if cached is not None:
         state, meta = cached

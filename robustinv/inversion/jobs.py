@@ -13,32 +13,38 @@ import torch
 from robustinv.attacks.base import AttackContext
 from robustinv.attacks.inversion import Inversion, InversionConfig
 from robustinv.files import atomic_write
-from robustinv.data import Dataset, load_dataset
+from robustinv.data import Dataset
 from robustinv.errors import RobustinvError
 from robustinv.inversion.cached import GeneratorSource, cached_generator
 from robustinv.inversion.free import invert_classes
 from robustinv.inversion.generator import FreeGenerator, check_shape
 from robustinv.inversion.production import ProductionRequest, produce
 from robustinv.inversion.recipe import GeneratorRecipe
-from robustinv.models import PreparedModel, prepare_model
-from robustinv.paths import cache_dir
-from robustinv.runtime import derive_seed, resolve_device
+from robustinv.models import PreparedModel
+from robustinv.run import setting as workspace
+from robustinv.run.plan import cell_seed
+from robustinv.run.setting import job_setting
+from robustinv.runtime import derive_seed
 from robustinv.suite import Suite
 
 log = logging.getLogger(__name__)
 
 
-def _model_and_data(suite: Suite, model_name: str, base_dir: Path | None) -> tuple[Dataset, PreparedModel, Path]:
+def _model_and_data(suite: Suite, model_name: str, defense: str, base_dir: Path | None
+                    ) -> tuple[Dataset, PreparedModel, Path]:
+    """The dataset and the prepared (model, defense), exactly as `robustinv run` prepares them for its cells."""
     names = [m.name for m in suite.models]
     if model_name not in names:
         raise RobustinvError(f"suite {suite.name!r} has no model {model_name!r}; its models: {', '.join(names)}")
-    dataset = load_dataset(suite.dataset.name, suite.dataset.root, download=suite.dataset.download)
+    entry = names.index(model_name)
+    defenses = suite.models[entry].defenses
+    if defense not in defenses:
+        raise RobustinvError(f"model {model_name!r} of suite {suite.name!r} has no defense {defense!r}; "
+                             f"its defenses: {', '.join(defenses)}")
+    setting = job_setting(suite, base_dir)
+    dataset = workspace.dataset(setting)
     check_shape(dataset.input_shape)
-    cache = suite.cache_dir or cache_dir()
-    spec = suite.models[names.index(model_name)]
-    model = prepare_model(spec, dataset, seed=suite.seed, device=resolve_device(suite.device.value),
-                          cache_dir=cache, base_dir=base_dir)
-    return dataset, model, cache
+    return dataset, workspace.model(setting, entry, defense), setting.cache
 
 
 def inversion_config(suite: Suite, label: str | None) -> InversionConfig:
@@ -55,18 +61,22 @@ def inversion_config(suite: Suite, label: str | None) -> InversionConfig:
 
 def generate_samples(
     suite: Suite, *, model_name: str, n: int, out_dir: Path, attack_label: str | None = None,
-    eps: float | None = None, shard_size: int = 1000, base_dir: Path | None = None,
+    eps: float | None = None, shard_size: int = 1000, base_dir: Path | None = None, defense: str = "standard",
     on_shard: Callable[[int, bool], None] | None = None,
 ) -> ProductionRequest:
-    """Stream `n` verified adversarial samples of the suite's inversion attack into `out_dir`."""
+    """Stream `n` verified adversarial samples of the suite's inversion attack on (model, defense) into `out_dir`.
+
+    The generator is the one `robustinv run` trains for the same cell (same seed, same cache key),
+    so after a run this loads it instead of training it again.
+    """
     if n < 1 or shard_size < 1:
         raise RobustinvError(f"--n and --shard-size must be at least 1, got {n} and {shard_size}")
     config = inversion_config(suite, attack_label)
     eps = max(config.eps) if eps is None else eps
     if not 0 < eps <= 1:
         raise RobustinvError(f"ε must lie in (0, 1], got {eps}")
-    dataset, model, cache = _model_and_data(suite, model_name, base_dir)
-    seed = derive_seed(suite.seed, model.name, config.display_name, eps)  # the same generator `run` trains
+    dataset, model, cache = _model_and_data(suite, model_name, defense, base_dir)
+    seed = cell_seed(suite.seed, model.name, model.defense, config.display_name, eps)  # the generator `run` trains
     attack = Inversion(config)
     context = AttackContext(dataset.x_train, dataset.y_train, dataset.num_classes, model.name, model.fingerprint,
                             dataset.fingerprint, cache)
@@ -96,7 +106,7 @@ def invert_model(
     """Train (or load) a free generator for the model and write one image grid per class."""
     if per_class < 1:
         raise RobustinvError(f"--per-class must be at least 1, got {per_class}")
-    dataset, model, cache = _model_and_data(suite, model_name, base_dir)
+    dataset, model, cache = _model_and_data(suite, model_name, "standard", base_dir)
     recipe = GeneratorRecipe(steps=steps, eval_every=max(1, steps // 4))
     seed = derive_seed(suite.seed, model.name, "free-inversion")
     source = GeneratorSource("free", model.fingerprint, dataset.fingerprint, dataset.input_shape,

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ from robustinv.models.checked import CheckedModel, Probe, probe
 from robustinv.models.spec import ModelSpec
 from robustinv.models.user import import_builder
 from robustinv.models.zoo import MODELS
-from robustinv.runtime import model_device, seed_everything
-from robustinv.training import TrainRecipe, train
-from robustinv.training.loop import EpochMonitor
+from robustinv.runtime import kernel_profile, model_device, seed_everything
+from robustinv.training.loop import EpochMonitor, train
+from robustinv.training.recipe import TrainRecipe
 
 log = logging.getLogger(__name__)
 
@@ -67,31 +67,80 @@ def prepare_model(
     The module of the result is a `CheckedModel`: every later call goes through its input copy
     and output checks. Its fingerprint covers the weights and the code of a user architecture.
     """
+    identity = identify_model(spec, dataset, seed=seed, device=device, cache_dir=cache_dir, base_dir=base_dir,
+                              defense=defense)
+    if identity.recipe is not None:
+        prepared = _train_cached(identity, dataset, device=device, on_epoch=on_epoch)
+    else:
+        prepared = PreparedModel(spec.name, identity.module, identity.fingerprint, identity.source, 0.0)
+    prepared = replace(prepared, randomized=identity.randomized)
+    prepared.module.to(device).eval()
+    return prepared
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """A model before training: its built module and the fingerprint the prepared model will carry.
+
+    Everything but training is done: the architecture is built and probed, and given weights
+    are loaded. A model to train (or load from the cache) has its `recipe` and cache `stem`.
+    """
+
+    name: str
+    defense: str
+    module: CheckedModel
+    fingerprint: str
+    source: str  # "weights" or "torchscript"; "trained" for a model to train or load
+    randomized: bool
+    recipe: TrainRecipe | None = None
+    stem: Path | None = None
+    seed: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)  # what the checkpoint's JSON records
+
+    @property
+    def label(self) -> str:
+        return self.name if self.defense == "standard" else f"{self.name}[{self.defense}]"
+
+
+def identify_model(
+    spec: ModelSpec, dataset: Dataset, *, seed: int, device: torch.device, cache_dir: Path,
+    base_dir: Path | None = None, defense: str = "standard",
+) -> ModelIdentity:
+    """Build (and probe) one defense of the entry and work out its fingerprint, without training it.
+
+    A bad architecture, weights file or misfit with the data fails here, before anything runs.
+    """
     if spec.torchscript is not None:
         module = _load_torchscript(spec.torchscript)
         checked, found = _checked(module, spec.name, dataset)
         fingerprint = _file_fingerprint(spec.torchscript)  # the archive holds the code and the weights
-        prepared = PreparedModel(spec.name, checked, fingerprint, "torchscript", 0.0, randomized=found.randomized)
-    else:
-        assert spec.arch is not None  # the spec's validator fills it
-        seed_everything(seed)  # the initial weights are part of what the seed determines
-        module, code = build_arch(spec.arch, spec.arch_kwargs, dataset, base_dir=base_dir)
-        checked, found = _checked(module, spec.name, dataset)  # before training: a misfit should not cost an epoch
-        if defense != "standard":
-            prepared = _train_cached(spec, checked, dataset, spec.adversarial, defense, code=code,
-                                     seed=seed, device=device, cache_dir=cache_dir, on_epoch=on_epoch)
-        elif spec.weights is not None:
-            _load_into(module, load_state_file(spec.weights), spec.weights)
-            fingerprint = content_key({"weights": state_fingerprint(module.state_dict()), "arch": spec.arch,
-                                       "arch_kwargs": spec.arch_kwargs, "code": code})[:16]
-            prepared = PreparedModel(spec.name, checked, fingerprint, "weights", 0.0)
-        else:
-            assert spec.train is not None
-            prepared = _train_cached(spec, checked, dataset, spec.train, defense, code=code,
-                                     seed=seed, device=device, cache_dir=cache_dir, on_epoch=on_epoch)
-        prepared = replace(prepared, randomized=found.randomized)
-    prepared.module.to(device).eval()
-    return prepared
+        return ModelIdentity(spec.name, defense, checked, fingerprint, "torchscript", found.randomized)
+    assert spec.arch is not None  # the spec's validator fills it
+    seed_everything(seed)  # the initial weights are part of what the seed determines
+    module, code = build_arch(spec.arch, spec.arch_kwargs, dataset, base_dir=base_dir)
+    checked, found = _checked(module, spec.name, dataset)  # before training: a misfit should not cost an epoch
+    if defense == "standard" and spec.weights is not None:
+        _load_into(module, load_state_file(spec.weights), spec.weights)
+        fingerprint = content_key({"weights": state_fingerprint(module.state_dict()), "arch": spec.arch,
+                                   "arch_kwargs": spec.arch_kwargs, "code": code})[:16]
+        return ModelIdentity(spec.name, defense, checked, fingerprint, "weights", found.randomized)
+    recipe = spec.train if defense == "standard" else spec.adversarial
+    assert recipe is not None
+    described = {
+        "kind": "model", "format": CHECKPOINT_FORMAT, "arch": spec.arch, "arch_kwargs": spec.arch_kwargs,
+        "arch_source": code, "dataset": dataset.fingerprint,
+        "input_shape": dataset.input_shape, "num_classes": dataset.num_classes,
+        "recipe": recipe.model_dump(mode="json"), "seed": seed,
+        "kernels": kernel_profile(device),  # CPU and CUDA kernels, and CPU thread counts, train different weights
+    }
+    if defense != "standard":
+        described["defense"] = defense
+    key = content_key(described)
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", spec.arch if defense == "standard" else f"{spec.arch}-{defense}")
+    meta = {"arch": spec.arch, "arch_kwargs": spec.arch_kwargs, "dataset": dataset.name, "defense": defense,
+            "dataset_fingerprint": dataset.fingerprint, "recipe": recipe.model_dump(mode="json"), "seed": seed}
+    return ModelIdentity(spec.name, defense, checked, key, "trained", found.randomized, recipe,
+                         cache_dir / "models" / f"{prefix}-{key}", seed, meta)
 
 
 def build_arch(
@@ -122,40 +171,23 @@ def _file_fingerprint(path: Path) -> str:
 
 
 def _train_cached(
-    spec: ModelSpec, module: CheckedModel, dataset: Dataset, recipe: TrainRecipe, defense: str, *, code: str,
-    seed: int, device: torch.device, cache_dir: Path, on_epoch: EpochMonitor | None = None,
+    identity: ModelIdentity, dataset: Dataset, *, device: torch.device, on_epoch: EpochMonitor | None = None,
 ) -> PreparedModel:
-    assert spec.arch is not None
-    described = {
-        "kind": "model", "format": CHECKPOINT_FORMAT, "arch": spec.arch, "arch_kwargs": spec.arch_kwargs,
-        "arch_source": code, "dataset": dataset.fingerprint,
-        "input_shape": dataset.input_shape, "num_classes": dataset.num_classes,
-        "recipe": recipe.model_dump(mode="json"), "seed": seed,
-        "device": device.type,  # CPU and CUDA kernels train slightly different weights
-    }
-    if defense != "standard":
-        described["defense"] = defense
-    key = content_key(described)
-    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", spec.arch if defense == "standard" else f"{spec.arch}-{defense}")
-    stem = cache_dir / "models" / f"{prefix}-{key}"
-    label = spec.name if defense == "standard" else f"{spec.name}[{defense}]"
+    assert identity.stem is not None and identity.recipe is not None
+    module, stem, label = identity.module, identity.stem, identity.label
     cached = load_checkpoint(stem)
     if cached is not None:
         state, meta = cached
         _load_into(module.model, state, checkpoint_files(stem)[0])
         log.info("model %s: cached weights %s", label, stem.name)
-        return PreparedModel(spec.name, module, key, "cache", float(meta.get("train_seconds", 0.0)), defense)
-    log.info("model %s: training %s (%s) on %s (%d images)", label, spec.arch, defense, dataset.name,
-             len(dataset.y_train))
+        return PreparedModel(identity.name, module, identity.fingerprint, "cache", float(meta.get("train_seconds", 0.0)),
+                             identity.defense)
+    log.info("model %s: training %s on %s (%d images)", label, identity.defense, dataset.name, len(dataset.y_train))
     module.to(device)
-    seconds = train(module, dataset.x_train, dataset.y_train, recipe, defense=defense, seed=seed, label=label,
-                    on_epoch=on_epoch)
-    save_checkpoint(stem, module.model.state_dict(), {
-        "arch": spec.arch, "arch_kwargs": spec.arch_kwargs, "dataset": dataset.name, "defense": defense,
-        "dataset_fingerprint": dataset.fingerprint, "recipe": recipe.model_dump(mode="json"),
-        "seed": seed, "train_seconds": seconds,
-    })
-    return PreparedModel(spec.name, module, key, "trained", seconds, defense)
+    seconds = train(module, dataset.x_train, dataset.y_train, identity.recipe, defense=identity.defense,
+                    seed=identity.seed, label=label, on_epoch=on_epoch)
+    save_checkpoint(stem, module.model.state_dict(), {**identity.meta, "train_seconds": seconds})
+    return PreparedModel(identity.name, module, identity.fingerprint, "trained", seconds, identity.defense)
 
 
 def _load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:

@@ -99,7 +99,7 @@ def sample_grid(grids: Sequence[SampleGrid]) -> bytes:
         for column in range(grid.images.shape[1]):
             left = column + _COLUMN_GAP / 2
             extent = (left, left + 1 - _COLUMN_GAP, top + 1, top)
-            _show(ax, grid.images[draw, column].numpy(), extent)
+            _show(ax, grid.images[draw, column], extent)
             true, predicted = grid.true_labels[column], grid.predictions[draw][column]
             wrong = predicted != true
             ax.add_patch(Rectangle((extent[0], top), 1 - _COLUMN_GAP, 1, fill=False, clip_on=False,

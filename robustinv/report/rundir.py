@@ -19,14 +19,15 @@ import io
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
+from safetensors.numpy import load as load_tensors
+from safetensors.numpy import save as save_tensors
 
 from robustinv.errors import RobustinvError
 from robustinv.records import (
@@ -77,7 +78,8 @@ def record_files(result: RunResult, suite_toml: str, verdict: GateVerdict | None
         files[TARGETS_CSV] = targets_frame(result.targets).to_csv(index=False, float_format="%.10g").encode()
     if result.grids:
         files[SAMPLES_JSON] = json_bytes([grid.meta() for grid in result.grids])
-        files[SAMPLES_TENSORS] = save_tensors({f"grid{i}": g.images.contiguous() for i, g in enumerate(result.grids)})
+        images = {f"grid{i}": np.ascontiguousarray(grid.images) for i, grid in enumerate(result.grids)}
+        files[SAMPLES_TENSORS] = save_tensors(images)
     if verdict is not None:
         files[GATE_JSON] = gate_bytes(verdict, result.info.run_id)
     return files
@@ -160,17 +162,22 @@ def _results(data: bytes, path: Path) -> tuple[RunInfo, list[ResultRow]]:
 
 def _run_info(record: dict[str, Any], path: Path) -> RunInfo:
     expected = {f.name: str(f.type) for f in fields(RunInfo)}
+    optional = {f.name for f in fields(RunInfo) if f.default is not MISSING or f.default_factory is not MISSING}
     unknown = sorted(set(record) - set(expected))
     if unknown:
         raise RunFolderError(f"{path}: run.{unknown[0]}: unknown key")
     for name, kind in expected.items():
         if name not in record:
+            if name in optional:
+                continue
             raise RunFolderError(f"{path}: run.{name}: missing")
         value = record[name]
         ok = {
             "str": isinstance(value, str),
             "int": isinstance(value, int) and not isinstance(value, bool),
             "dict[str, str]": isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
+            "dict[str, list[str]]": isinstance(value, dict) and all(
+                isinstance(v, list) and all(isinstance(c, str) for c in v) for v in value.values()),
         }[kind]
         if not ok:
             raise RunFolderError(f"{path}: run.{name}: expected {kind}, got {type(value).__name__}")
@@ -214,6 +221,9 @@ def _grids(meta_data: bytes | None, tensor_data: bytes | None, folder: Path) -> 
         tensors = load_tensors(tensor_data)
     except (SafetensorError, OSError, ValueError) as exc:
         raise RunFolderError(f"{folder / SAMPLES_TENSORS}: cannot read ({exc})") from None
+    except (KeyError, TypeError) as exc:  # a dtype numpy has no type for (bfloat16, float8)
+        raise RunFolderError(f"{folder / SAMPLES_TENSORS}: cannot read (unsupported dtype {exc}; "
+                             "sample images are uint8)") from None
     if not isinstance(meta, list) or len(meta) != len(tensors):
         raise RunFolderError(f"{path}: expected a list of {len(tensors)} sample grids, one per image tensor")
     grids = []

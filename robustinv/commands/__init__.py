@@ -1,0 +1,1 @@
+"""The `robustinv` subcommands, one module per group; `robustinv.cli` gathers them under `main`."""

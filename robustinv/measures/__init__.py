@@ -1,0 +1,11 @@
+"""Per-cell measurements: what a result row reports besides accuracy, one measure per file.
+
+Every measure is a function of the cell's `CellView` (the model's view of the clean inputs,
+the adversarial examples and all k candidates) that returns named columns. Adding a column is
+one new file here with `@register_measure` and its import below.
+"""
+
+from robustinv.measures import candidates, consistency, diversity, perturbation  # noqa: F401  (fill the registry)
+from robustinv.measures.registry import MEASURES, CellView, Measure, measure_cell, register_measure
+
+__all__ = ["MEASURES", "CellView", "Measure", "measure_cell", "register_measure"]

@@ -1,0 +1,15 @@
+"""Single-shot success: the share of candidates that fool the model, and that hit the class they aimed at."""
+
+from __future__ import annotations
+
+from robustinv import metrics
+from robustinv.measures.registry import NAN, CellView, register_measure
+
+
+@register_measure("candidates", columns=("samples_per_input", "candidate_success", "target_success"))
+def candidates(view: CellView) -> dict[str, float]:
+    return {
+        "samples_per_input": int(view.samples.shape[0]),
+        "candidate_success": metrics.candidate_success(view.clean_pred, view.sample_pred, view.y),
+        "target_success": metrics.target_success(view.sample_pred, view.targets) if view.targets is not None else NAN,
+    }

@@ -1,0 +1,262 @@
+"""Executors: the same suite gives the same results.csv in-process, on worker processes and on Ray; failures and
+dead workers are handled cell by cell."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from conftest import write_suite
+from robustinv.attacks.fgsm import Fgsm
+from robustinv.errors import RobustinvError
+from robustinv.records import TIMING_COLUMNS, RunResult
+from robustinv.report.tables import rows_frame
+from robustinv.run import run_suite
+from robustinv.store import RunStatus, Store
+from robustinv.suite import Suite, load_suite
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+
+# Two models to train, a defended one with the guard (stronger PGD, transfer from the standard model, ε = 1 PGD),
+# and a learning attack (a generator per ε): every kind of cell, and dependencies between models.
+EXECUTOR_SUITE = """
+name = "executors"
+seed = 3
+
+[dataset]
+name = "digits"
+n_eval = 48
+
+[[models]]
+name = "smallcnn"
+defenses = ["standard", "pgd_at"]
+
+[models.train]
+epochs = 2
+batch_size = 64
+
+[models.adversarial]
+epochs = 1
+batch_size = 64
+eps = 0.1
+steps = 2
+step_size = 0.05
+
+[[attacks]]
+name = "fgsm"
+eps = [0.1, 0.2]
+
+[[attacks]]
+name = "pgd"
+eps = [0.1, 0.2]
+steps = 4
+step_size = 0.05
+
+[[attacks]]
+name = "inversion"
+eps = [0.2]
+samples_per_input = 2
+
+[attacks.train]
+steps = 20
+
+[guard]
+n = 24
+steps_factor = 2
+restarts = 2
+"""
+
+KILL_ONCE = '''
+import multiprocessing, os
+from pathlib import Path
+
+from torch import nn
+
+from robustinv import model_builder
+from robustinv.models.zoo import smallcnn
+
+MARK = Path(os.environ["ROBUSTINV_TEST_KILL_MARK"])
+
+
+class KilledOnce(nn.Module):
+    """smallcnn whose first forward pass in a worker (a child process, or a Ray worker) kills that worker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = smallcnn((1, 8, 8), 10)
+
+    def forward(self, x):
+        if multiprocessing.parent_process() is not None or os.environ.get("RAY_RAYLET_PID"):
+            if not MARK.exists():
+                MARK.touch()
+                os._exit(1)
+        return self.net(x)
+
+
+@model_builder
+def build() -> nn.Module:
+    return KilledOnce()
+'''
+
+
+def frame(result: RunResult) -> pd.DataFrame:
+    """results.csv without the columns that measure time (run_id among them)."""
+    return rows_frame(result.rows).drop(columns=sorted(TIMING_COLUMNS))
+
+
+def with_cache(text: str, cache: Path) -> str:
+    """The suite with its own model cache (a top-level key, so before the first table)."""
+    first_table = text.index("[dataset]")
+    return text[:first_table] + f'cache_dir = "{cache}"\n\n' + text[first_table:]
+
+
+SERIAL_CACHE: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    folder = tmp_path_factory.mktemp("serial")
+    result = run_suite(load_suite(write_suite(folder, with_cache(EXECUTOR_SUITE, folder / "cache"))))
+    SERIAL_CACHE[result.info.run_id] = folder / "cache"
+    return result
+
+
+def serial_cache(result: RunResult) -> Path:
+    """The model and generator cache the serial run filled."""
+    return SERIAL_CACHE[result.info.run_id]
+
+
+def test_the_serial_run_has_every_kind_of_cell(serial: RunResult) -> None:
+    attacks = set(frame(serial)["attack"])
+    assert {"fgsm", "pgd", "inversion", "pgd-guard", "pgd-transfer", "pgd-unbounded", "worst_case"} <= attacks
+    assert serial.info.executor == "serial"
+    assert set(frame(serial)["defense"]) == {"standard", "pgd_at"}
+
+
+def test_worker_processes_give_the_serial_results(serial: RunResult, tmp_path: Path) -> None:
+    suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
+    result = run_suite(suite, executor="process", workers=2)
+    pd.testing.assert_frame_equal(frame(result), frame(serial), check_exact=True)
+    assert result.targets == serial.targets
+    workers = result.info.workers
+    assert len(workers) == 2, f"two worker processes shared the cells: {workers}"
+
+
+@pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed")
+def test_ray_gives_the_serial_results(serial: RunResult, tmp_path: Path) -> None:
+    import ray
+
+    suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = run_suite(suite, executor="ray")
+    finally:
+        ray.shutdown()
+    pd.testing.assert_frame_equal(frame(result), frame(serial), check_exact=True)
+    assert all(worker.startswith("ray node ") for worker in result.info.workers)
+
+
+def test_a_failing_cell_fails_the_run_after_the_others_are_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
+    original = Fgsm.generate
+
+    def broken(self: Fgsm, model: Any, x: Any, y: Any, eps: float, *, seed: int) -> Any:
+        if eps == 0.2:
+            raise RobustinvError("fgsm broke on purpose")
+        return original(self, model, x, y, eps, seed=seed)
+
+    monkeypatch.setattr(Fgsm, "generate", broken)
+    out, db = tmp_path / "out", tmp_path / "robustinv.db"
+    with caplog.at_level(logging.ERROR), Store(db) as store, pytest.raises(RobustinvError, match="on purpose"):
+        run_suite(suite, store=store, out_dir=out)
+    failed = [r.getMessage() for r in caplog.records if "fgsm broke on purpose" in r.getMessage()]
+    assert len(failed) == 2 and all("fgsm ε=0.2" in line for line in failed), failed  # one per model, with the cell
+    with Store(db) as store:
+        [entry] = store.history()
+    assert entry.run.status is RunStatus.failed
+    planned = 2 * (2 * 2 + 1) + 3  # per model: fgsm, pgd at two ε and the inversion; guard rows of pgd_at
+    assert entry.cells == planned - 2, "every cell but the two failed ones was stored"
+
+    monkeypatch.setattr(Fgsm, "generate", original)
+    with Store(db) as store:
+        resumed = run_suite(suite, store=store, out_dir=out)
+    assert (resumed.computed, resumed.reused) == (2, planned - 2)
+
+
+def killer_suite(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Suite:
+    """The executor suite with a model whose first forward pass in a worker kills the worker."""
+    (folder / "killer.py").write_text(KILL_ONCE, encoding="utf-8")
+    monkeypatch.setenv("ROBUSTINV_TEST_KILL_MARK", str(folder / "killed"))
+    text = with_cache(EXECUTOR_SUITE, folder / "cache").replace('name = "smallcnn"\ndefenses = ["standard", "pgd_at"]',
+                                                               'name = "killer"\narch = "killer:build"')
+    return load_suite(write_suite(folder, text))
+
+
+def test_a_worker_killed_mid_cell_is_replaced_and_the_cell_retried(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = killer_suite(tmp_path, monkeypatch)
+    result = run_suite(suite, base_dir=tmp_path, executor="process", workers=2)
+    assert (tmp_path / "killed").exists(), "a worker was killed"
+    reference = run_suite(suite, base_dir=tmp_path)  # loads the model the killed run trained
+    pd.testing.assert_frame_equal(frame(result).drop(columns="model_source"),
+                                  frame(reference).drop(columns="model_source"), check_exact=True)
+
+
+@pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed")
+def test_ray_retries_a_cell_whose_worker_was_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    suite = killer_suite(tmp_path, monkeypatch)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"ROBUSTINV_TEST_KILL_MARK": str(tmp_path / "killed")}})
+    try:
+        result = run_suite(suite, base_dir=tmp_path, executor="ray")
+    finally:
+        ray.shutdown()
+    assert (tmp_path / "killed").exists(), "a Ray worker was killed"
+    reference = run_suite(suite, base_dir=tmp_path)
+    pd.testing.assert_frame_equal(frame(result).drop(columns="model_source"),
+                                  frame(reference).drop(columns="model_source"), check_exact=True)
+
+
+def test_an_unknown_executor_lists_the_known_ones(tmp_path: Path) -> None:
+    suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
+    with pytest.raises(RobustinvError, match="valid executors: process, ray, serial"):
+        run_suite(suite, executor="threads")
+
+
+def test_generate_loads_the_generator_the_run_trained(serial: RunResult, tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """`robustinv generate` derives the generator's seed as `run` does, defense included: nothing trains again."""
+    from robustinv.inversion.jobs import generate_samples
+
+    suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, serial_cache(serial))))
+    for defense in ("standard", "pgd_at"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="robustinv.inversion.cached"):
+            request = generate_samples(suite, model_name="smallcnn", defense=defense, n=4, out_dir=tmp_path / defense)
+        assert "training" not in caplog.text and "cached" in caplog.text, caplog.text
+        row = next(r for r in serial.rows if r.attack == "inversion" and r.defense == defense)
+        assert request.seed == row.seed and request.model_fingerprint == row.model_fingerprint
+
+
+def test_a_progress_display_sees_every_cell_and_the_training_epochs(tmp_path: Path) -> None:
+    from robustinv.run.schedule import Progress
+
+    seen: dict[str, Any] = {"total": 0, "cells": [], "epochs": []}
+    progress = Progress(
+        on_start=lambda total: seen.update(total=total),
+        on_cell=lambda spec, how: seen["cells"].append((spec.kind.value, how)),
+        on_event=lambda spec, step, steps: seen["epochs"].append((spec.model.label, step, steps)),
+    )
+    suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
+    run_suite(suite, progress=progress)
+    assert len(seen["cells"]) == seen["total"] == 2 + 2 + 2 * 5 + 3  # prepare, train, attacks, guard cells
+    assert {how for _, how in seen["cells"]} == {"computed"}
+    assert ("smallcnn", 2, 2) in seen["epochs"] and ("smallcnn[pgd_at]", 1, 1) in seen["epochs"]
