@@ -33,7 +33,8 @@ def test_version() -> None:
     assert code == 0 and robustinv.__version__ in out
 
 
-@pytest.mark.parametrize(("kind", "expected"), [("attacks", "pgd"), ("models", "lenet5"), ("datasets", "fashion-mnist")])
+@pytest.mark.parametrize(("kind", "expected"), [("attacks", "pgd"), ("models", "lenet5"), ("datasets", "fashion-mnist"),
+                                                   ("executors", "ray"), ("measures", "diversity")])
 def test_list(kind: str, expected: str) -> None:
     code, out, _ = invoke("list", kind)
     assert code == 0 and any(line.split()[0] == expected for line in out.splitlines())

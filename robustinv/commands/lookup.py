@@ -14,14 +14,17 @@ from robustinv.registry import Registry
 from robustinv.store import Store
 from robustinv.terminal import handle_errors, say
 
-REGISTRY_KINDS = ("attacks", "datasets", "defenses", "models")
+REGISTRY_KINDS = ("attacks", "datasets", "defenses", "executors", "measures", "models")
 
 
 def registry_of(kind: str) -> Registry[Any]:
     """The registry of one of `REGISTRY_KINDS`; looked up on use, since filling the registries imports torch."""
+    from robustinv.measures import MEASURES
+    from robustinv.run.executors import EXECUTORS
+
     registries: dict[str, Registry[Any]] = {
         "datasets": robustinv.DATASETS, "models": robustinv.MODELS, "attacks": robustinv.ATTACKS,
-        "defenses": robustinv.DEFENSES,
+        "defenses": robustinv.DEFENSES, "executors": EXECUTORS, "measures": MEASURES,
     }
     return registries[kind]
 
@@ -29,10 +32,11 @@ def registry_of(kind: str) -> Registry[Any]:
 @click.command("list")
 @click.argument("kind", type=click.Choice(REGISTRY_KINDS))
 def list_command(kind: str) -> None:
-    """List the registered datasets, models, attacks or defenses."""
+    """List the registered datasets, models, attacks, defenses, executors or per-cell measures."""
     registry = registry_of(kind)
     for name in registry.names():
-        doc = inspect.getdoc(registry.get(name)) or ""
+        entry = registry.get(name)
+        doc = inspect.getdoc(getattr(entry, "compute", entry)) or ""
         say(f"{name:16} {doc.splitlines()[0] if doc else ''}")
 
 

@@ -8,6 +8,7 @@ from robustinv.measures.registry import NAN, CellView, register_measure
 
 @register_measure("candidates", columns=("samples_per_input", "candidate_success", "target_success"))
 def candidates(view: CellView) -> dict[str, float]:
+    """k, the share of all candidates that fool the model, and of those aimed at a class, that hit it."""
     return {
         "samples_per_input": int(view.samples.shape[0]),
         "candidate_success": metrics.candidate_success(view.clean_pred, view.sample_pred, view.y),

@@ -8,6 +8,7 @@ from robustinv.measures.registry import NAN, CellView, register_measure
 
 @register_measure("feature_consistency", columns=("feature_consistency",))
 def feature_consistency(view: CellView) -> dict[str, float]:
+    """Mean cosine of clean and adversarial penultimate features (Dong et al. 2017); NaN without features."""
     if view.clean_features is None or view.adv_features is None:
         return {"feature_consistency": NAN}
     return {"feature_consistency": metrics.feature_consistency(view.clean_features, view.adv_features)}

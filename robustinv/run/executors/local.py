@@ -14,6 +14,8 @@ from robustinv.run.setting import RunSetting
 
 @EXECUTORS.register("serial")
 class Serial(Executor):
+    """Every cell in this process, one after another (the default)."""
+
     name = "serial"
 
     def __init__(self, options: ExecutorOptions) -> None:

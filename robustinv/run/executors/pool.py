@@ -40,6 +40,8 @@ def _run_cell(setting: RunSetting, spec: CellSpec, inputs: Mapping[str, Any]) ->
 
 @EXECUTORS.register("process")
 class Pool(Executor):
+    """Cells on local worker processes, each on the suite's threads per cell (--workers N)."""
+
     name = "process"
 
     def __init__(self, options: ExecutorOptions) -> None:

@@ -33,6 +33,8 @@ def _run_cell(setting: RunSetting, spec: CellSpec, inputs: Mapping[str, Any], pr
 
 @EXECUTORS.register("ray")
 class RayCluster(Executor):
+    """Cells as Ray tasks, on a local Ray instance or an existing cluster (--address)."""
+
     name = "ray"
 
     def __init__(self, options: ExecutorOptions) -> None:
