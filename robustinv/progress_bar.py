@@ -6,6 +6,7 @@ still go to stderr as lines above the bar.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -21,7 +22,8 @@ def progress_bar(*, quiet: bool) -> tuple[Progress | None, Any]:
         return None, None
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="cell", file=sys.stderr, dynamic_ncols=True, leave=True)
+    width = shutil.get_terminal_size().columns  # 80 where a terminal reports no size
+    bar = tqdm(total=0, unit="cell", file=sys.stderr, ncols=width, leave=True)
     epochs: dict[str, str] = {}
 
     def start(total: int) -> None:
