@@ -260,3 +260,24 @@ def test_a_progress_display_sees_every_cell_and_the_training_epochs(tmp_path: Pa
     assert len(seen["cells"]) == seen["total"] == 2 + 2 + 2 * 5 + 3  # prepare, train, attacks, guard cells
     assert {how for _, how in seen["cells"]} == {"computed"}
     assert ("smallcnn", 2, 2) in seen["epochs"] and ("smallcnn[pgd_at]", 1, 1) in seen["epochs"]
+
+
+def test_the_progress_bar_stays_quiet_when_asked_or_not_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robustinv.progress_bar import progress_bar
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> int:
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    assert progress_bar(quiet=False) == (None, None)  # pytest's captured stderr is no terminal
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert progress_bar(quiet=True) == (None, None)
+    hooks, bar = progress_bar(quiet=False)
+    assert hooks is not None and bar is not None
+    bar.close()
