@@ -35,6 +35,12 @@ class Registry(Generic[T]):
         except KeyError:
             raise UnknownNameError(self.kind, name, self.names()) from None
 
+    def checked_name(self, name: str) -> str:
+        """`name` when registered; else ValueError listing the valid names (what a pydantic validator raises)."""
+        if name not in self._entries:
+            raise ValueError(str(UnknownNameError(self.kind, name, self.names())))
+        return name
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

@@ -56,11 +56,7 @@ class Suite(Config):
     def _known_executor(cls, name: str) -> str:
         from robustinv.run.executors import EXECUTORS  # the run package imports suites: look it up when used
 
-        try:
-            EXECUTORS.get(name)
-        except UnknownNameError as exc:
-            raise ValueError(str(exc)) from None
-        return name
+        return EXECUTORS.checked_name(name)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:

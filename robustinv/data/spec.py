@@ -8,7 +8,6 @@ from pydantic import Field, field_validator, model_validator
 
 from robustinv.config import Config
 from robustinv.data.dataset import DATASETS, takes_root
-from robustinv.errors import UnknownNameError
 from robustinv.paths import resolve_path
 
 
@@ -25,11 +24,7 @@ class DatasetSpec(Config):
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        try:
-            DATASETS.get(name)
-        except UnknownNameError as exc:
-            raise ValueError(str(exc)) from None
-        return name
+        return DATASETS.checked_name(name)
 
     @model_validator(mode="after")
     def _root_is_read(self) -> DatasetSpec:

@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from robustinv.config import Config
-from robustinv.errors import UnknownNameError
 from robustinv.models.zoo import MODELS
 from robustinv.paths import resolve_path
 from robustinv.training.defenses import DEFENSES
@@ -38,16 +37,13 @@ class ModelSpec(Config):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str | None) -> str | None:
-        if arch is not None and ":" not in arch and arch not in MODELS:
-            raise ValueError(str(UnknownNameError("model", arch, MODELS.names())))
-        return arch
+        return arch if arch is None or ":" in arch else MODELS.checked_name(arch)
 
     @field_validator("defenses")
     @classmethod
     def _known_defenses(cls, defenses: list[str]) -> list[str]:
         for name in defenses:
-            if name not in DEFENSES:
-                raise ValueError(str(UnknownNameError("defense", name, DEFENSES.names())))
+            DEFENSES.checked_name(name)
         if len(set(defenses)) != len(defenses):
             raise ValueError(f"defenses repeat: {defenses}")
         return defenses
