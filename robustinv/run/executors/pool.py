@@ -7,8 +7,14 @@ worker that dies under a cell breaks the pool; the pool is replaced and the cell
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
 import queue
+import signal
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,12 +27,35 @@ from robustinv.run.setting import RunSetting
 from robustinv.runtime import set_threads
 
 _progress: Any = None  # the worker's end of the progress queue
+PARENT_POLL_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def _start_worker(threads: int, progress: Any) -> None:
     global _progress
     _progress = progress
     set_threads(threads)
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the driver died before the request took effect
+        os._exit(1)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to kill this worker when its driver dies, even in the middle of a cell."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the watchdog thread below does it between calls
+        pass
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose driver died (killed, so it could not shut the pool down) exits instead of running on."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
 
 
 def _report(key: str, step: int, steps: int) -> None:
