@@ -14,6 +14,7 @@ import click
 
 import robustinv
 from robustinv.commands.common import BASELINE_HELP, STORE_OPTION
+from robustinv.commands.explain import explain_command
 from robustinv.commands.gate import gate_command
 from robustinv.commands.inversion import generate_command, invert_command
 from robustinv.commands.lookup import REGISTRY_KINDS, history_command, list_command, registry_of
@@ -22,7 +23,7 @@ from robustinv.commands.run import run_command, summary_table
 from robustinv.terminal import setup_logging
 
 __all__ = [
-    "BASELINE_HELP", "REGISTRY_KINDS", "STORE_OPTION", "gate_command", "generate_command", "history_command",
+    "BASELINE_HELP", "REGISTRY_KINDS", "STORE_OPTION", "explain_command", "gate_command", "generate_command", "history_command",
     "invert_command", "list_command", "main", "registry_of", "report_command", "run_command", "summary_table",
 ]
 
@@ -36,7 +37,7 @@ def main(quiet: bool) -> None:
 
 
 for _command in (list_command, run_command, gate_command, history_command, report_command, generate_command,
-                 invert_command):
+                 invert_command, explain_command):
     main.add_command(_command)
 
 

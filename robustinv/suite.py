@@ -34,6 +34,9 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+DEFAULT_EXPLAINED = 100  # inputs per attack cell whose attention is measured, unless a suite says otherwise
+
+
 class Suite(Config):
     """A declarative benchmark: one dataset, models (with their defenses), attacks with their ε grids, a seed."""
 
@@ -43,6 +46,8 @@ class Suite(Config):
     eval_batch_size: int = Field(512, ge=1)
     threads: int = Field(1, ge=1, description="torch threads per cell; part of every result's key (see kernel_profile)")
     executor: str = Field("serial", description="where cells run: serial, process or ray (--executor overrides)")
+    n_explain: int | None = Field(None, ge=0, description=f"inputs per attack cell whose attention is measured "
+                                  f"(0: none; {DEFAULT_EXPLAINED} or all of them when omitted)")
     cache_dir: Path | None = None
     dataset: DatasetSpec
     models: list[ModelSpec] = Field(min_length=1)
@@ -50,6 +55,11 @@ class Suite(Config):
     guard: GuardConfig = Field(default_factory=GuardConfig)
 
     _resolve = field_validator("cache_dir")(resolve_path)
+
+    @property
+    def explained(self) -> int:
+        """How many of an attack cell's inputs get their attention measured (at most all of them)."""
+        return DEFAULT_EXPLAINED if self.n_explain is None else self.n_explain
 
     @field_validator("executor")
     @classmethod
@@ -70,6 +80,9 @@ class Suite(Config):
             problem = reserved_label_problem(attack.display_name)
             if problem is not None:
                 raise ValueError(f"attack {attack.display_name!r}: {problem}; give it another 'label'")
+        if self.n_explain is not None and self.dataset.n_eval is not None and self.n_explain > self.dataset.n_eval:
+            raise ValueError(f"n_explain ({self.n_explain}) exceeds dataset.n_eval ({self.dataset.n_eval}): "
+                             "attention is measured on a subset of the evaluated inputs")
         for model in self.models:
             if "[" in model.name or "]" in model.name:
                 raise ValueError(f"model name {model.name!r}: square brackets are reserved for "

@@ -50,8 +50,8 @@ def test_run_writes_results(tmp_path: Path) -> None:
     code, stdout, _ = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(out))
     assert code == 0
     assert {p.name for p in out.iterdir()} == {
-        "results.csv", "results.json", "suite.resolved.toml", "samples.json", "samples.safetensors", "report.html",
-        "summary.md", "cells",
+        "results.csv", "results.json", "suite.resolved.toml", "samples.json", "samples.safetensors",
+        "explanations.json", "explanations.safetensors", "report.html", "summary.md", "cells",
     }
     with (out / "results.csv").open() as handle:
         rows = list(csv.DictReader(handle))

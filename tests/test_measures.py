@@ -60,11 +60,15 @@ def test_a_new_measure_is_a_new_results_column(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setitem(MEASURES._entries, "changed", Measure("changed", ("adv_changed",), margin))
     result = run_suite(load_suite(write_suite(tmp_path, TINY_SUITE)))
     frame = rows_frame(result.rows)
-    assert list(frame.columns) == [c for c in COLUMNS if c != "measures"] + ["adv_changed"]
+    fixed = [c for c in COLUMNS if c != "measures"]
+    attention = ["attribution_drift", "attribution_iou", "neuron_consistency", "neuron_purity_adv",
+                 "neuron_purity_clean"]
+    assert list(frame.columns[:len(fixed)]) == fixed
+    assert sorted(frame.columns[len(fixed):]) == sorted(["adv_changed", *attention])
     attacks = frame[frame["attack"] != "worst_case"]
     assert attacks["adv_changed"].between(0, 1).all() and frame[frame["attack"] == "worst_case"]["adv_changed"].isna().all()
     # The extra column survives the JSON round trip of results.json, checked like any other number.
     row = result.rows[0]
     assert row_from_dict(json.loads(json.dumps(row_record(row)))).measures == row.measures
-    assert set(row.measures) == {"adv_changed"}
+    assert set(row.measures) == {"adv_changed", *attention}
     pd.testing.assert_frame_equal(rows_frame([row_from_dict(row_record(r)) for r in result.rows]), frame)

@@ -21,9 +21,8 @@ from robustinv.inversion.generator import FreeGenerator, check_shape
 from robustinv.inversion.production import ProductionRequest, produce
 from robustinv.inversion.recipe import GeneratorRecipe
 from robustinv.models import PreparedModel
-from robustinv.run import setting as workspace
 from robustinv.run.plan import cell_seed
-from robustinv.run.setting import job_setting
+from robustinv.run.setting import job_model
 from robustinv.runtime import derive_seed
 from robustinv.suite import Suite
 
@@ -33,18 +32,9 @@ log = logging.getLogger(__name__)
 def _model_and_data(suite: Suite, model_name: str, defense: str, base_dir: Path | None
                     ) -> tuple[Dataset, PreparedModel, Path]:
     """The dataset and the prepared (model, defense), exactly as `robustinv run` prepares them for its cells."""
-    names = [m.name for m in suite.models]
-    if model_name not in names:
-        raise RobustinvError(f"suite {suite.name!r} has no model {model_name!r}; its models: {', '.join(names)}")
-    entry = names.index(model_name)
-    defenses = suite.models[entry].defenses
-    if defense not in defenses:
-        raise RobustinvError(f"model {model_name!r} of suite {suite.name!r} has no defense {defense!r}; "
-                             f"its defenses: {', '.join(defenses)}")
-    setting = job_setting(suite, base_dir)
-    dataset = workspace.dataset(setting)
+    setting, dataset, model = job_model(suite, model_name, defense, base_dir)
     check_shape(dataset.input_shape)
-    return dataset, workspace.model(setting, entry, defense), setting.cache
+    return dataset, model, setting.cache
 
 
 def inversion_config(suite: Suite, label: str | None) -> InversionConfig:

@@ -5,7 +5,9 @@ the adversarial examples and all k candidates) that returns named columns. Addin
 one new file here with `@register_measure` and its import below.
 """
 
-from robustinv.measures import candidates, consistency, diversity, perturbation  # noqa: F401  (fill the registry)
+from robustinv.measures import (  # noqa: F401  (fill the registry)
+    attribution, candidates, consistency, diversity, neurons, perturbation,
+)
 from robustinv.measures.registry import MEASURES, CellView, Measure, measure_cell, register_measure
 
 __all__ = ["MEASURES", "CellView", "Measure", "measure_cell", "register_measure"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from robustinv.interpret.explained import ExplainedPair
 from robustinv.registry import Registry
 
 
@@ -18,6 +19,8 @@ class CellView:
 
     `samples` holds all k candidates (k, N, C, H, W) with their predictions (k, N) and, when
     k > 1, penultimate features (k, N, d); `targets` (k, N) when the attack aimed at classes.
+    `explained` holds the attention of a seeded subset of the inputs, clean and adversarial
+    (None for models without conv layers, or when the suite's `n_explain` is 0).
     """
 
     x: torch.Tensor
@@ -31,6 +34,7 @@ class CellView:
     sample_pred: torch.Tensor
     sample_features: torch.Tensor | None = None
     targets: torch.Tensor | None = None
+    explained: ExplainedPair | None = None
 
 
 @dataclass(frozen=True)

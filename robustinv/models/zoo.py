@@ -70,3 +70,23 @@ def lenet5(input_shape: InputShape, num_classes: int) -> nn.Module:
     )
     body = nn.Sequential(*convs, nn.Linear(_flat_size(convs, input_shape), 200), nn.ReLU())
     return ZooNet(body, nn.Linear(200, num_classes))
+
+
+@MODELS.register("convnet8")
+def convnet8(input_shape: InputShape, num_classes: int) -> nn.Module:
+    """Eight 3×3 conv layers (16-16, 32-32, 64-64 with a pool after each pair, then 64-64) and a 128-unit layer.
+
+    Deep enough that Grad-CAM's layer-by-layer story has something to tell (LeNet-5 has two conv
+    layers), small enough (about 8 M multiply-adds per 28×28 image) to train on a CPU.
+    """
+    _require_min_size("convnet8", input_shape, 8)
+    channels = input_shape[0]
+    layers: list[nn.Module] = []
+    for width, pool in ((16, True), (32, True), (64, True), (64, False)):
+        layers += [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        channels = width
+    convs = nn.Sequential(*layers, nn.Flatten())
+    body = nn.Sequential(*convs, nn.Linear(_flat_size(convs, input_shape), 128), nn.ReLU())
+    return ZooNet(body, nn.Linear(128, num_classes))

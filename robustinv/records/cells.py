@@ -8,6 +8,7 @@ from enum import Enum
 import numpy as np
 import numpy.typing as npt
 
+from robustinv.records.explanations import Explanation
 from robustinv.records.grids import SampleGrid
 from robustinv.records.rows import ResultRow, TargetCell
 
@@ -33,7 +34,8 @@ class CellResult:
 
     `row` carries no run-level flags (sanity checks and the guard add them over all rows);
     `robust` (bool, one per evaluated input) says whether the model stayed correct, what the
-    worst case combines; `x_adv` (float32) is kept only for the adversarial examples the guard reuses.
+    worst case combines; `x_adv` (float32) is kept only for the adversarial examples the guard reuses;
+    `explanation` only for the cells that keep a sample grid.
     """
 
     row: ResultRow
@@ -41,3 +43,4 @@ class CellResult:
     targets: tuple[TargetCell, ...] = ()
     grid: SampleGrid | None = None
     x_adv: npt.NDArray[np.float32] | None = None
+    explanation: Explanation | None = None

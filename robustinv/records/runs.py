@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robustinv.records.explanations import Explanation
 from robustinv.records.grids import SampleGrid
 from robustinv.records.rows import ResultRow, TargetCell
 
@@ -32,5 +33,6 @@ class RunResult:
     rows: list[ResultRow]
     targets: list[TargetCell] = field(default_factory=list)
     grids: list[SampleGrid] = field(default_factory=list)
+    explanations: list[Explanation] = field(default_factory=list)
     computed: int = 0  # cells computed by this call
     reused: int = 0  # cells loaded from the results store, finished by an earlier attempt of the run

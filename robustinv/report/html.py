@@ -18,8 +18,8 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from robustinv.records import CLEAN, WORST_CASE, GateVerdict, ResultRow, SampleGrid
-from robustinv.report import plots
+from robustinv.records import CLEAN, WORST_CASE, Explanation, GateVerdict, ResultRow, SampleGrid
+from robustinv.report import attention_plots, plots
 from robustinv.report.html_sections import (
     AccuracyTable, AttackGroup, Key, accuracy_tables, at_largest_eps, attack_line, by_model, clean_acc,
     defense_tables, flag_groups, guard_note, headline, pct, worst_case,
@@ -55,6 +55,12 @@ class _GridSection:
     image: _Image
 
 
+@dataclass(frozen=True)
+class _Attention:
+    drift: list[_Image]  # one per attack: drift per conv layer, every model and defense
+    grids: list[_GridSection]  # one per model and defense: its inputs and maps under each attack
+
+
 def render_html(run: StoredRun, *, rendered_at: str) -> str:
     """The report of `run` as one HTML document; `rendered_at` is shown as the time it was made."""
     groups = by_model(run.rows)
@@ -70,6 +76,7 @@ def render_html(run: StoredRun, *, rendered_at: str) -> str:
             AttackGroup(*key, [attack_line(row) for row in at_largest_eps(rows)]) for key, rows in groups.items()
         ],
         grids=_grid_sections(run.grids),
+        attention=_attention(run.explanations),
         defenses=defense_tables(groups),
         flags=flag_groups(run.rows),
         guard=[guard_note(row) for row in run.rows if row.config.get("findings")],
@@ -117,6 +124,29 @@ def _grid_sections(grids: Sequence[SampleGrid]) -> list[_GridSection]:
         alt = f"sample images of {model} ({defense}): {shown}; predictions above each image, wrong ones in red"
         sections.append(_GridSection(model, defense, _image(plots.sample_grid(ordered), alt)))
     return sections
+
+
+def _attention(explanations: Sequence[Explanation]) -> _Attention | None:
+    """Where each attack moves the models' attention: a drift plot per attack, a map grid per model."""
+    if not explanations:
+        return None
+    by_attack: dict[str, list[Explanation]] = {}
+    by_key: dict[Key, list[Explanation]] = {}
+    for explained in explanations:
+        by_attack.setdefault(explained.attack, []).append(explained)
+        by_key.setdefault((explained.model, explained.defense), []).append(explained)
+    drift = [
+        _image(attention_plots.layer_drift(group, title=f"{attack} ε={group[0].eps:g}"),
+               f"attribution drift per conv layer under {attack}, one line per model and defense")
+        for attack, group in by_attack.items()
+    ]
+    grids = [
+        _GridSection(model, defense, _image(attention_plots.explanation_grid(group),
+                                            f"inputs of {model} ({defense}) clean and adversarial with their "
+                                            "final cumulative Grad-CAM maps, per attack"))
+        for (model, defense), group in by_key.items()
+    ]
+    return _Attention(drift, grids)
 
 
 def _image(png: bytes, alt: str) -> _Image:

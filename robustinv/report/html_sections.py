@@ -64,6 +64,8 @@ class AttackLine:
     diversity_l2: str
     target_success: str
     feature_consistency: str
+    attribution_drift: str
+    neuron_consistency: str
     flags: tuple[str, ...]
 
 
@@ -230,6 +232,8 @@ def attack_line(row: ResultRow) -> AttackLine:
         samples_per_input=row.samples_per_input, candidate_success=pct(row.candidate_success),
         diversity_cos=_number(row.diversity_cos, 3), diversity_l2=_number(row.diversity_l2, 2),
         target_success=pct(row.target_success), feature_consistency=_number(row.feature_consistency, 3),
+        attribution_drift=_number(row.measures.get("attribution_drift", math.nan), 3),
+        neuron_consistency=_number(row.measures.get("neuron_consistency", math.nan), 3),
         flags=row.flags,
     )
 

@@ -32,7 +32,7 @@ _CELL_INCHES = 0.85
 _TITLE, _COLUMN_GAP, _ROW_GAP, _GROUP_GAP, _HEADER = 0.28, 0.1, 0.04, 0.2, 0.3
 
 
-def _plain(text: str) -> str:
+def plain_text(text: str) -> str:
     """Text shown verbatim by matplotlib: a `$` in a name would otherwise start mathtext (or fail to parse);
     control characters, which no font has, are spelled out."""
     return printable(text, keep_newlines=True).replace("$", r"\$")
@@ -50,14 +50,14 @@ def robustness_curve(rows: Sequence[ResultRow], *, clean_acc: float, title: str)
     figure keeps its width beside the tables.
     """
     norms = list(dict.fromkeys(row.norm for row in rows)) or ["linf"]
-    fig = _figure((_CURVE_PANEL[0], _CURVE_PANEL[1] * len(norms)))
+    fig = new_figure((_CURVE_PANEL[0], _CURVE_PANEL[1] * len(norms)))
     panels: list[Axes] = [fig.add_subplot(len(norms), 1, i + 1) for i in range(len(norms))]
     fig.subplots_adjust(hspace=0.45)
     for ax, norm in zip(panels, norms):
         in_norm = [row for row in rows if row.norm == norm]
         for attack in dict.fromkeys(row.attack for row in in_norm):
             points = sorted((row.eps, 100 * row.robust_acc) for row in in_norm if row.attack == attack)
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=4, label=_plain(attack))
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=4, label=plain_text(attack))
         if not math.isnan(clean_acc):
             ax.axhline(100 * clean_acc, color="0.35", linestyle="--", linewidth=1, label="clean")
         eps_values = sorted({row.eps for row in in_norm})
@@ -69,8 +69,8 @@ def robustness_curve(rows: Sequence[ResultRow], *, clean_acc: float, title: str)
         ax.yaxis.set_major_formatter(PercentFormatter(decimals=0))
         ax.grid(True, color="0.9", linewidth=0.8)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    panels[0].set_title(_plain(title), loc="left", fontsize=10)
-    return _png(fig)
+    panels[0].set_title(plain_text(title), loc="left", fontsize=10)
+    return png_bytes(fig)
 
 
 def sample_grid(grids: Sequence[SampleGrid]) -> bytes:
@@ -89,7 +89,7 @@ def sample_grid(grids: Sequence[SampleGrid]) -> bytes:
         for draw in range(grid.images.shape[0]):
             tops.append((grid, draw, bottom + _TITLE))
             bottom += _TITLE + 1.0 + _ROW_GAP
-    fig = _figure((_CELL_INCHES * columns, _CELL_INCHES * bottom))
+    fig = new_figure((_CELL_INCHES * columns, _CELL_INCHES * bottom))
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     ax.set_xlim(0, columns)
     ax.set_ylim(bottom, 0)  # rows go down
@@ -99,7 +99,7 @@ def sample_grid(grids: Sequence[SampleGrid]) -> bytes:
         for column in range(grid.images.shape[1]):
             left = column + _COLUMN_GAP / 2
             extent = (left, left + 1 - _COLUMN_GAP, top + 1, top)
-            _show(ax, grid.images[draw, column], extent)
+            show_image(ax, grid.images[draw, column], extent)
             true, predicted = grid.true_labels[column], grid.predictions[draw][column]
             wrong = predicted != true
             ax.add_patch(Rectangle((extent[0], top), 1 - _COLUMN_GAP, 1, fill=False, clip_on=False,
@@ -109,17 +109,17 @@ def sample_grid(grids: Sequence[SampleGrid]) -> bytes:
                     fontweight="bold" if wrong else "normal")
     for column, true in enumerate(grids[0].true_labels if grids else ()):
         ax.text(column + 0.5, _HEADER / 2, f"true {true}", ha="center", va="center", fontsize=8, fontweight="bold")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _row_label(grid: SampleGrid, draw: int) -> str:
     if grid.attack == CLEAN:
         return "clean"
     which = f" #{draw + 1}" if grid.images.shape[0] > 1 else ""
-    return _plain(f"{grid.attack}{which}\nε={grid.eps:g}")
+    return plain_text(f"{grid.attack}{which}\nε={grid.eps:g}")
 
 
-def _show(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float]) -> None:
+def show_image(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float]) -> None:
     """One uint8 (C, H, W) image at `extent` (left, right, bottom, top), pixels kept sharp."""
     if image.shape[0] == 3:
         ax.imshow(image.transpose(1, 2, 0), extent=extent, interpolation="nearest")
@@ -127,13 +127,13 @@ def _show(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float]
         ax.imshow(image[0], cmap="gray", vmin=0, vmax=255, extent=extent, interpolation="nearest")
 
 
-def _figure(size: tuple[float, float]) -> Figure:
+def new_figure(size: tuple[float, float]) -> Figure:
     fig = Figure(figsize=size, dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes, cropped to its content, without matplotlib's Software stamp."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.08, facecolor="white",

@@ -4,6 +4,7 @@
     suite.resolved.toml          the suite with every default filled in
     inversion_targets.csv        targeted attacks' (true × target) success cells, when any ran
     samples.json + .safetensors  example images with the model's predictions (no pickle)
+    explanations.json + .safetensors   per attack: Grad-CAM drift per conv layer, example maps
     gate.json                    the gate verdict, when a policy was given; it names the run it judged
 
 The records are serialized in memory (`record_files`), and what the reports render is parsed
@@ -16,23 +17,23 @@ rendered or gated. Every renderer reads a `StoredRun`; none of them loads a mode
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from safetensors import SafetensorError
-from safetensors.numpy import load as load_tensors
 from safetensors.numpy import save as save_tensors
 
-from robustinv.errors import RobustinvError
 from robustinv.records import (
-    GateLevel, GateVerdict, RecordError, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid, TargetCell, json_safe,
+    Explanation, GateLevel, GateVerdict, RecordError, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid, TargetCell,
     row_from_dict, row_record,
+)
+from robustinv.report.folder_json import RunFolderError, json_bytes, json_object, read_json, read_text
+from robustinv.report.image_records import (
+    EXPLAIN_JSON, EXPLAIN_TENSORS, SAMPLES_JSON, SAMPLES_TENSORS, parse_explanations, parse_grids,
 )
 from robustinv.report.tables import rows_frame, targets_frame
 
@@ -40,10 +41,9 @@ RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
 SUITE_TOML = "suite.resolved.toml"
 TARGETS_CSV = "inversion_targets.csv"
-SAMPLES_JSON = "samples.json"
-SAMPLES_TENSORS = "samples.safetensors"
 GATE_JSON = "gate.json"
-RECORD_FILES = (RESULTS_CSV, RESULTS_JSON, SUITE_TOML, TARGETS_CSV, SAMPLES_JSON, SAMPLES_TENSORS, GATE_JSON)
+RECORD_FILES = (RESULTS_CSV, RESULTS_JSON, SUITE_TOML, TARGETS_CSV, SAMPLES_JSON, SAMPLES_TENSORS, EXPLAIN_JSON,
+                EXPLAIN_TENSORS, GATE_JSON)
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,7 @@ class StoredRun:
     grids: list[SampleGrid]
     suite_toml: str
     gate: GateVerdict | None = None
-
-
-class RunFolderError(RobustinvError):
-    """A run folder whose files are missing, damaged, edited out of shape or from different runs."""
-
-
-def json_bytes(payload: Any) -> bytes:
-    """JSON without NaN or infinities (they have no JSON spelling and become null)."""
-    return (json.dumps(json_safe(payload), indent=2, allow_nan=False, ensure_ascii=False) + "\n").encode()
+    explanations: list[Explanation] = field(default_factory=list)
 
 
 def record_files(result: RunResult, suite_toml: str, verdict: GateVerdict | None) -> dict[str, bytes]:
@@ -80,6 +72,12 @@ def record_files(result: RunResult, suite_toml: str, verdict: GateVerdict | None
         files[SAMPLES_JSON] = json_bytes([grid.meta() for grid in result.grids])
         images = {f"grid{i}": np.ascontiguousarray(grid.images) for i, grid in enumerate(result.grids)}
         files[SAMPLES_TENSORS] = save_tensors(images)
+    if result.explanations:
+        files[EXPLAIN_JSON] = json_bytes([explained.meta() for explained in result.explanations])
+        files[EXPLAIN_TENSORS] = save_tensors({
+            f"{kind}{i}": np.ascontiguousarray(getattr(explained, kind))
+            for i, explained in enumerate(result.explanations) for kind in ("images", "maps")
+        })
     if verdict is not None:
         files[GATE_JSON] = gate_bytes(verdict, result.info.run_id)
     return files
@@ -108,43 +106,20 @@ def parse_run(files: Mapping[str, bytes], folder: Path) -> StoredRun:
     """The StoredRun the record files of `folder` hold, every value checked."""
     info, rows = _results(files[RESULTS_JSON], folder / RESULTS_JSON)
     targets = _targets(files[TARGETS_CSV], folder / TARGETS_CSV) if TARGETS_CSV in files else []
-    grids = _grids(files.get(SAMPLES_JSON), files.get(SAMPLES_TENSORS), folder)
+    grids = parse_grids(files.get(SAMPLES_JSON), files.get(SAMPLES_TENSORS), folder)
+    explanations = parse_explanations(files.get(EXPLAIN_JSON), files.get(EXPLAIN_TENSORS), folder)
     gate = _gate(files[GATE_JSON], folder / GATE_JSON, info.run_id) if GATE_JSON in files else None
-    suite_toml = _text(files.get(SUITE_TOML, b""), folder / SUITE_TOML)
-    return StoredRun(info, rows, targets, grids, suite_toml, gate)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (robustinv writes null for a missing number)")
-
-
-def _json(data: bytes, path: Path) -> Any:
-    try:
-        return json.loads(_text(data, path), parse_constant=_refuse_constant)
-    except ValueError as exc:  # JSONDecodeError is a ValueError
-        raise RunFolderError(f"{path}: cannot read ({exc})") from None
-
-
-def _text(data: bytes, path: Path) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RunFolderError(f"{path}: not UTF-8 text ({exc.reason})") from None
-
-
-def _object(value: Any, path: Path, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise RunFolderError(f"{path}: {where}: expected an object, got {type(value).__name__}")
-    return value
+    suite_toml = read_text(files.get(SUITE_TOML, b""), folder / SUITE_TOML)
+    return StoredRun(info, rows, targets, grids, suite_toml, gate, explanations)
 
 
 def _results(data: bytes, path: Path) -> tuple[RunInfo, list[ResultRow]]:
-    payload = _object(_json(data, path), path, "(top level)")
+    payload = json_object(read_json(data, path), path, "(top level)")
     unknown = sorted(set(payload) - {"run", "results"})
     if unknown or "run" not in payload or "results" not in payload:
         problem = f"unknown key {unknown[0]!r}" if unknown else "needs the keys 'run' and 'results'"
         raise RunFolderError(f"{path}: not a robustinv results file ({problem})")
-    info = _run_info(_object(payload["run"], path, "run"), path)
+    info = _run_info(json_object(payload["run"], path, "run"), path)
     results = payload["results"]
     if not isinstance(results, list):
         raise RunFolderError(f"{path}: results: expected a list, got {type(results).__name__}")
@@ -210,36 +185,8 @@ def _targets(data: bytes, path: Path) -> list[TargetCell]:
     return cells
 
 
-def _grids(meta_data: bytes | None, tensor_data: bytes | None, folder: Path) -> list[SampleGrid]:
-    if meta_data is None or tensor_data is None:
-        if (meta_data is None) != (tensor_data is None):
-            raise RunFolderError(f"{folder}: {SAMPLES_JSON} and {SAMPLES_TENSORS} come together; one is missing")
-        return []
-    path = folder / SAMPLES_JSON
-    meta = _json(meta_data, path)
-    try:
-        tensors = load_tensors(tensor_data)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise RunFolderError(f"{folder / SAMPLES_TENSORS}: cannot read ({exc})") from None
-    except (KeyError, TypeError) as exc:  # a dtype numpy has no type for (bfloat16, float8)
-        raise RunFolderError(f"{folder / SAMPLES_TENSORS}: cannot read (unsupported dtype {exc}; "
-                             "sample images are uint8)") from None
-    if not isinstance(meta, list) or len(meta) != len(tensors):
-        raise RunFolderError(f"{path}: expected a list of {len(tensors)} sample grids, one per image tensor")
-    grids = []
-    for i, entry in enumerate(meta):
-        images = tensors.get(f"grid{i}")
-        try:
-            if images is None:
-                raise RecordError(f"no image tensor grid{i}")
-            grids.append(SampleGrid.from_meta(_object(entry, path, f"[{i}]"), images))
-        except RecordError as exc:
-            raise RunFolderError(f"{path}: [{i}]: {exc}") from None
-    return grids
-
-
 def _gate(data: bytes, path: Path, run_id: str) -> GateVerdict:
-    payload = _object(_json(data, path), path, "(top level)")
+    payload = json_object(read_json(data, path), path, "(top level)")
     if payload.get("run_id") != run_id:
         raise RunFolderError(f"{path}: judged run {payload.get('run_id')!r}, but {RESULTS_JSON} holds run {run_id!r}; "
                              "a run folder holds one run (run `robustinv gate` again)")

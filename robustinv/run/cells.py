@@ -25,6 +25,7 @@ from robustinv.models import PreparedModel
 from robustinv.models.features import logits_and_features
 from robustinv.errors import ModelError
 from robustinv.records import CLEAN, CellKind, CellResult, ResultRow, SampleGrid, TargetCell
+from robustinv.run import explaining
 from robustinv.run import setting as workspace
 from robustinv.run.plan import CellSpec
 from robustinv.run.setting import RunSetting
@@ -116,10 +117,12 @@ def attack(setting: RunSetting, spec: CellSpec, inputs: Mapping[str, Any], event
     row, robust, view = _measured(setting, spec, model, config, output.x_adv, output)
     samples = output.samples[:SAMPLE_DRAWS, :SAMPLE_INPUTS]
     full_y = workspace.eval_set(setting)[1]
+    explained = view.explained if spec.grid else None
     return CellResult(
         row, robust.numpy(), tuple(_target_cells(row, y, view.sample_pred, output.targets, _num_classes(setting))),
         sample_grid(model, spec.label, spec.eps, samples, full_y) if spec.grid else None,
         output.x_adv.numpy() if spec.keep_adv else None,
+        None if explained is None else explaining.explanation(setting, spec, explained, output.x_adv, SAMPLE_INPUTS),
     )
 
 
@@ -193,7 +196,8 @@ def _measured(setting: RunSetting, spec: CellSpec, model: PreparedModel, config:
         else (adv_pred[None], None)
     view = CellView(x, y, x_adv, clean_pred, adv_pred, None if clean.features is None else clean.features[:n],
                     adv_features, samples, sample_pred, sample_features,
-                    output.targets if output is not None else None)
+                    output.targets if output is not None else None,
+                    explaining.explained_pair(setting, spec, model, x_adv))
     seconds = output.seconds if output is not None else 0.0
     measured = measure_cell(view)
     extra = {name: float(measured.pop(name)) for name in list(measured) if name not in ROW_FIELDS}

@@ -91,7 +91,7 @@ def _run(suite: Suite, *, base_dir: Path | None, store: Store | None, out_dir: P
             attack.validate(identity.module, dataset.input_shape, model_name=identity.label)
     found_versions = versions()
     basis = KeyBasis(dataset.fingerprint, len(y), suite.seed, suite.eval_batch_size, str(device), suite.threads,
-                     found_versions)
+                     found_versions, suite.explained)
     guard = guard_plan(suite.guard, attacks, [m.defense for _, m in identities], len(y))
     plan = build_plan(suite, identities, attacks, basis, guard)
     name = executor or suite.executor
@@ -113,6 +113,8 @@ def _run(suite: Suite, *, base_dir: Path | None, store: Store | None, out_dir: P
                           "missing ones", len(outcome.failures))
             raise outcome.failures[0].error
         rows, judged, targets, grids = _assemble(plan, outcome)
+        explanations = [value.explanation for cell in plan.cells
+                        if isinstance(value := outcome.values.get(cell.key), CellResult) and value.explanation is not None]
         rows = check_rows(rows)
         rows = check_rows(verdict_rows(rows, judged, suite.guard))
     except KeyboardInterrupt:
@@ -129,7 +131,7 @@ def _run(suite: Suite, *, base_dir: Path | None, store: Store | None, out_dir: P
         dataset=dataset.name, dataset_fingerprint=dataset.fingerprint, n_eval=len(y), versions=found_versions,
         executor=name, workers=_placement(plan, outcome),
     )
-    return RunResult(info, rows, targets, grids, computed=journal.computed, reused=journal.reused)
+    return RunResult(info, rows, targets, grids, explanations, computed=journal.computed, reused=journal.reused)
 
 
 def _assemble(plan: Plan, outcome: Outcome) -> tuple[

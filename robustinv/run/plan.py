@@ -99,12 +99,13 @@ class KeyBasis:
     device: str
     threads: int
     versions: dict[str, str]
+    n_explain: int  # inputs of each attack cell whose attention is measured
 
     def key(self, kind: CellKind, model: ModelRef, **cell: Any) -> str:
         return content_key({
             "kind": kind.value, "dataset": self.dataset_fingerprint, "n_eval": self.n_eval, "seed": self.seed,
             "eval_batch_size": self.eval_batch_size, "device": self.device, "threads": self.threads,
-            "versions": self.versions, "model": model.label, "model_fingerprint": model.fingerprint, **cell,
+            "versions": self.versions, "n_explain": self.n_explain, "model": model.label, "model_fingerprint": model.fingerprint, **cell,
         })
 
 

@@ -58,6 +58,21 @@ def job_setting(suite: Suite, base_dir: Path | None) -> RunSetting:
                       base_dir, suite.threads)
 
 
+def job_model(suite: Suite, model_name: str, defense: str, base_dir: Path | None
+              ) -> tuple[RunSetting, Dataset, PreparedModel]:
+    """A job's setting, the dataset and the prepared (model, defense), as `robustinv run` prepares them for cells."""
+    names = [m.name for m in suite.models]
+    if model_name not in names:
+        raise RobustinvError(f"suite {suite.name!r} has no model {model_name!r}; its models: {', '.join(names)}")
+    entry = names.index(model_name)
+    defenses = suite.models[entry].defenses
+    if defense not in defenses:
+        raise RobustinvError(f"model {model_name!r} of suite {suite.name!r} has no defense {defense!r}; "
+                             f"its defenses: {', '.join(defenses)}")
+    setting = job_setting(suite, base_dir)
+    return setting, dataset(setting), model(setting, entry, defense)
+
+
 @dataclass(frozen=True)
 class CleanView:
     """A model's logits-derived view of the clean eval inputs."""

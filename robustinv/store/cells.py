@@ -1,8 +1,8 @@
 """A cell as the store keeps it: its columns in the `cells` table, its arrays in a safetensors file.
 
-Arrays (which inputs stayed correct, adversarial examples the guard reuses, sample-grid images)
-go to one safetensors file per cell under the run's output folder, `OUT/cells/<cell key>.safetensors`,
-written atomically before the cell's row is committed; the row records the path relative to OUT.
+Arrays (which inputs stayed correct, adversarial examples the guard reuses, sample-grid images,
+explanation maps) go to one safetensors file per cell under the run's output folder,
+`OUT/cells/<cell key>.safetensors`, written atomically before the cell's row is committed; the row records the path relative to OUT.
 Nothing is pickled.
 """
 
@@ -22,7 +22,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from robustinv.files import atomic_write
-from robustinv.records import CellKind, CellResult, SampleGrid, TargetCell, row_from_dict
+from robustinv.records import (
+    CellKind, CellResult, Explanation, ResultRow, SampleGrid, TargetCell, row_from_dict,
+)
 from robustinv.store.database import StoreError, reason
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,12 @@ def write_artifact(out_dir: Path, key: str, result: CellResult) -> str:
         tensors["x_adv"] = np.ascontiguousarray(result.x_adv)
     if result.grid is not None:
         tensors["grid_images"] = np.ascontiguousarray(result.grid.images)
+    if result.explanation is not None:
+        explained = result.explanation
+        tensors["explain_images"] = np.ascontiguousarray(explained.images)
+        tensors["explain_maps"] = np.ascontiguousarray(explained.maps)
+        tensors["explain_layer_drift"] = np.asarray(explained.layer_drift, dtype=np.float64)
+        tensors["explain_labels"] = np.asarray(explained.true_labels, dtype=np.int64)
     relative = f"{CELLS_DIR}/{key}.safetensors"
     try:
         atomic_write(out_dir / relative, lambda tmp: save_file(tensors, str(tmp)))
@@ -80,13 +88,22 @@ def cell_from_row(found: sqlite3.Row) -> CellResult | None:
 def _cell_result(found: sqlite3.Row, tensors: dict[str, npt.NDArray[Any]]) -> CellResult:
     grid_json = found["grid_json"]
     grid = None if grid_json is None else SampleGrid.from_meta(json.loads(grid_json), tensors["grid_images"])
+    row = row_from_dict(json.loads(found["row_json"]))
     return CellResult(
-        row=row_from_dict(json.loads(found["row_json"])),
+        row=row,
         robust=tensors["robust"].astype(np.bool_),
         targets=tuple(TargetCell(**cell) for cell in json.loads(found["targets_json"])),
         grid=grid,
         x_adv=tensors.get("x_adv"),
+        explanation=_explanation(row, tensors) if "explain_maps" in tensors else None,
     )
+
+
+def _explanation(row: ResultRow, tensors: dict[str, npt.NDArray[Any]]) -> Explanation:
+    meta = {"model": row.model, "defense": row.defense, "attack": row.attack, "eps": row.eps,
+            "layer_drift": [float(v) for v in tensors["explain_layer_drift"]],
+            "true_labels": [int(v) for v in tensors["explain_labels"]]}
+    return Explanation.from_meta(meta, tensors["explain_images"], tensors["explain_maps"])  # RecordError: a ValueError
 
 
 def _real(value: float) -> float | None:
