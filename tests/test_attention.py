@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,16 @@ def run(tmp_path: Path, suite: str, name: str = "out") -> tuple[int, str, Path]:
     return result.exit_code, result.stderr, out
 
 
-def test_every_attack_row_measures_attention_and_the_report_shows_it(tmp_path: Path) -> None:
-    code, err, out = run(tmp_path, TINY_SUITE)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run of the tiny suite that the read-only tests share (copy it before editing)."""
+    code, err, out = run(tmp_path_factory.mktemp("attention"), TINY_SUITE)
     assert code == 0, err
+    return out
+
+
+def test_every_attack_row_measures_attention_and_the_report_shows_it(tiny_run: Path) -> None:
+    out = tiny_run
     frame = pd.read_csv(out / "results.csv")
     attacks = frame[frame.attack != "worst_case"]
     assert attacks[ATTENTION_COLUMNS].notna().all().all()
@@ -52,10 +60,8 @@ def test_every_attack_row_measures_attention_and_the_report_shows_it(tmp_path: P
     assert 'id="attention"' in html and "attribution drift per conv layer under pgd" in html
 
 
-def test_the_explained_inputs_are_the_same_for_every_attack(tmp_path: Path) -> None:
-    code, err, out = run(tmp_path, TINY_SUITE)
-    assert code == 0, err
-    fgsm, pgd = load_run(out).explanations
+def test_the_explained_inputs_are_the_same_for_every_attack(tiny_run: Path) -> None:
+    fgsm, pgd = load_run(tiny_run).explanations
     assert fgsm.true_labels == pgd.true_labels
     assert (fgsm.images[0] == pgd.images[0]).all() and (fgsm.maps[0] == pgd.maps[0]).all()  # the clean side
 
@@ -69,11 +75,10 @@ def test_n_explain_zero_measures_no_attention(tmp_path: Path) -> None:
     assert 'id="attention"' not in (out / "report.html").read_text()
 
 
-def test_fewer_explained_inputs_change_the_attention_numbers_not_the_attacks(tmp_path: Path) -> None:
-    _, _, full = run(tmp_path, TINY_SUITE, "full")
+def test_fewer_explained_inputs_change_the_attention_numbers_not_the_attacks(tmp_path: Path, tiny_run: Path) -> None:
     code, err, few = run(tmp_path, "n_explain = 20\n" + TINY_SUITE, "few")
     assert code == 0, err
-    a, b = (pd.read_csv(folder / "results.csv") for folder in (full, few))
+    a, b = (pd.read_csv(folder / "results.csv") for folder in (tiny_run, few))
     assert (a.robust_acc == b.robust_acc).all()  # the attacks are the same cells' numbers
     assert not math.isclose(a.attribution_drift[0], b.attribution_drift[0])
 
@@ -107,9 +112,10 @@ def test_explanations_come_back_from_the_store_when_a_run_is_reused(tmp_path: Pa
     (lambda meta: meta[0].pop("true_labels"), "an explanation needs exactly the keys"),
     (lambda meta: meta.append(meta[0]), "expected a list of 2 explanations"),
 ])
-def test_an_edited_explanations_file_is_refused_with_its_problem(tmp_path: Path, edit: Any, problem: str) -> None:
-    code, err, out = run(tmp_path, TINY_SUITE)
-    assert code == 0, err
+def test_an_edited_explanations_file_is_refused_with_its_problem(tmp_path: Path, tiny_run: Path, edit: Any,
+                                                                 problem: str) -> None:
+    out = tmp_path / "edited"
+    shutil.copytree(tiny_run, out)
     meta = json.loads((out / EXPLAIN_JSON).read_text())
     edit(meta)
     (out / EXPLAIN_JSON).write_text(json.dumps(meta))
