@@ -58,7 +58,7 @@ class ExplainRequest:
 
 
 @dataclass(frozen=True)
-class Explained:
+class ExplainerRun:
     """The job's outcome, and the held-out maps (true and GAN-made) for the figures."""
 
     outcome: ExplainerOutcome
@@ -76,7 +76,11 @@ def reference_attack(suite: Suite) -> AttackConfig:
                          "with; add one to its [[attacks]]")
 
 
-def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int], None] | None = None) -> Explained:
+def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int], None] | None = None) -> ExplainerRun:
+    """Train (or load) the request's explainer GANs on the model's maps and score them on the held-out inputs.
+
+    `on_epoch(mode, epoch, epochs)` reports training progress. Bad input is a `RobustinvError`.
+    """
     suite = request.suite
     if request.n_train < 2:
         raise RobustinvError(f"--n-train must be at least 2, got {request.n_train}")
@@ -135,7 +139,7 @@ def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int]
         adversarial_success=float(fooled.double().mean()), captum_maps_per_s=captum_rate, modes=outcomes,
         deviations=DEVIATIONS,
     )
-    return Explained(outcome, heldout, y_test, predicted)
+    return ExplainerRun(outcome, heldout, y_test, predicted)
 
 
 def _epochs(on_epoch: Callable[[str, int, int], None] | None, mode: ExplainMode) -> Callable[[int, int], None] | None:

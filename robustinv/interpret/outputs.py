@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from robustinv.files import atomic_write
-from robustinv.interpret.job import Explained
+from robustinv.interpret.job import ExplainerRun
 from robustinv.report.attention_plots import MapRow, map_grid
 from robustinv.report.explainer import render_explainer
 from robustinv.report.folder_json import json_bytes
@@ -17,7 +17,7 @@ from robustinv.report.folder_json import json_bytes
 SHOWN = 8  # held-out inputs per grid
 
 
-def write_explained(explained: Explained, out_dir: Path) -> list[Path]:
+def write_explained(explained: ExplainerRun, out_dir: Path) -> list[Path]:
     """Every file of the explainer's outcome in `out_dir` (each written atomically); returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     _write(out_dir / "explain.json", json_bytes(asdict(explained.outcome)))
@@ -25,7 +25,7 @@ def write_explained(explained: Explained, out_dir: Path) -> list[Path]:
     return [out_dir / "explain.json", out_dir / "explain.md", *write_grids(explained, out_dir)]
 
 
-def write_grids(explained: Explained, out_dir: Path) -> list[Path]:
+def write_grids(explained: ExplainerRun, out_dir: Path) -> list[Path]:
     """One grid per mode, `explain-<mode>.png`: clean | its map | GAN map, then the same adversarial."""
     written = []
     for mode in explained.outcome.modes:
