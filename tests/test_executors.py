@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +283,14 @@ def test_the_progress_bar_stays_quiet_when_asked_or_not_on_a_terminal(monkeypatc
     hooks, bar = progress_bar(quiet=False)
     assert hooks is not None and bar is not None
     bar.close()
+
+
+@pytest.mark.parametrize(("driver", "exit_code"), [("os.getppid()", 0), ("os.getppid() + 1", 1)])
+def test_a_worker_whose_driver_is_gone_before_it_starts_exits(driver: str, exit_code: int) -> None:
+    # A driver killed while its worker is still importing leaves the worker reparented; its set-up
+    # compares its parent with the driver's pid it was given and exits rather than wait forever.
+    code = ("import os; from robustinv.run.executors.pool import _start_worker; "
+            f"_start_worker(1, None, {driver}); print('started')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == exit_code, done.stderr
+    assert ("started" in done.stdout) == (exit_code == 0)

@@ -31,15 +31,19 @@ PARENT_POLL_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def _start_worker(threads: int, progress: Any) -> None:
+def _start_worker(threads: int, progress: Any, driver: int) -> None:
+    """A worker's set-up; `driver` is the pid of the process that started it, passed in rather than read here.
+
+    A driver killed while the worker was still importing leaves it reparented before this runs:
+    its parent is then no longer `driver`, and the worker exits instead of waiting for it forever.
+    """
     global _progress
     _progress = progress
     set_threads(threads)
-    parent = os.getppid()
     _die_with_parent()
-    if os.getppid() != parent:  # the driver died before the request took effect
+    if os.getppid() != driver:  # the driver died before the request took effect
         os._exit(1)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(driver,), daemon=True).start()
 
 
 def _die_with_parent() -> None:
@@ -85,7 +89,7 @@ class Pool(Executor):
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.slots, mp_context=self._context, initializer=_start_worker,
-                                   initargs=(self.options.threads, self._progress))
+                                   initargs=(self.options.threads, self._progress, os.getpid()))
 
     def close(self) -> None:
         if self._pool is not None:
