@@ -62,6 +62,27 @@ def pairwise_cosine(features: torch.Tensor) -> float:
     return float((off_diagonal / (k * (k - 1))).mean())
 
 
+def fooled_cosine_per_input(features: torch.Tensor, fooled: torch.Tensor) -> torch.Tensor:
+    """Per input, the mean pairwise cosine among the features (k, N, d) of its fooling candidates (k, N).
+
+    NaN for inputs with fewer than two: the diversity of the samples an attack actually delivers.
+    """
+    phi = torch.nn.functional.normalize(features.flatten(2).double(), dim=2).transpose(0, 1)  # (N, k, d)
+    mask = fooled.T.double()  # (N, k)
+    similarity = phi @ phi.transpose(1, 2) * mask[:, :, None] * mask[:, None, :]
+    count = mask.sum(1)
+    off_diagonal = similarity.sum((1, 2)) - similarity.diagonal(dim1=1, dim2=2).sum(1)
+    pairs = count * (count - 1)
+    return torch.where(pairs > 0, off_diagonal / pairs.clamp(min=1), torch.full_like(count, float("nan")))
+
+
+def fooled_pairwise_cosine(features: torch.Tensor, fooled: torch.Tensor) -> float:
+    """Mean over inputs with at least two fooling candidates of `fooled_cosine_per_input`; NaN when none has."""
+    values = fooled_cosine_per_input(features, fooled)
+    kept = values[~values.isnan()]
+    return float(kept.mean()) if len(kept) else float("nan")
+
+
 def feature_consistency(clean_features: torch.Tensor, adv_features: torch.Tensor) -> float:
     """Mean cosine between the penultimate features of each input and its adversarial version.
 

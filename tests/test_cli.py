@@ -165,7 +165,14 @@ def test_generate_and_invert_commands(tmp_path: Path) -> None:
                                   "--out", str(tmp_path / "gen"))
     assert code == 0, stderr
     assert sorted(p.name for p in (tmp_path / "gen").glob("shard-*.csv")) == [f"shard-0000{i}.csv" for i in range(3)]
-    assert "25 verified samples" in stdout
+    assert "25 verified samples of" in stdout and "verified samples/s" in stdout
+    refined = str(write_suite(tmp_path, TINY_SUITE + INVERSION.replace("samples_per_input = 3", "refine_steps = 3"),
+                              name="refined.toml"))
+    code, stdout, stderr = invoke("generate", refined, "--model", "smallcnn", "--n", "10", "--out", str(tmp_path / "r"))
+    assert code == 0, stderr
+    assert "3 refine steps" in stdout
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["refine_steps"] == 3 and manifest["refine_step_size"] == pytest.approx(2.5 * 0.3 / 3)
     code, stdout, stderr = invoke("invert", suite, "--model", "smallcnn", "--out", str(tmp_path / "inv"),
                                   "--steps", "30", "--per-class", "4")
     assert code == 0, stderr
@@ -178,6 +185,8 @@ def test_generate_and_invert_commands(tmp_path: Path) -> None:
     [
         (lambda t: t + INVERSION.replace("samples_per_input = 3", "samples_per_input = 0"), (),
          "attacks[2].samples_per_input"),
+        (lambda t: t + INVERSION.replace("samples_per_input = 3", 'refine_loss = "closest"'), (),
+         "attacks[2].refine_loss"),
         (lambda t: t.replace('name = "smallcnn"', 'name = "m"\narch = "usernet:conv_only"') + INVERSION, (),
          "exposes no penultimate features"),
         (lambda t: t.replace('name = "digits"\nn_eval = 60', 'name = "npz"\nroot = "odd.npz"') + INVERSION, (),

@@ -242,7 +242,7 @@ def test_generate_loads_the_generator_the_run_trained(serial: RunResult, tmp_pat
     for defense in ("standard", "pgd_at"):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="robustinv.inversion.cached"):
-            request = generate_samples(suite, model_name="smallcnn", defense=defense, n=4, out_dir=tmp_path / defense)
+            request, _ = generate_samples(suite, model_name="smallcnn", defense=defense, n=4, out_dir=tmp_path / defense)
         assert "training" not in caplog.text and "cached" in caplog.text, caplog.text
         row = next(r for r in serial.rows if r.attack == "inversion" and r.defense == defense)
         assert request.seed == row.seed and request.model_fingerprint == row.model_fingerprint

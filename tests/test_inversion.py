@@ -166,15 +166,18 @@ def test_generate_resumes_after_interruption(
         produce(_request(), *args, tmp_path / "cut", tau=TINY.tau, batch_size=64, on_shard=stop_after_first)
     assert shard_paths(tmp_path / "cut", 0)[1].exists() and not shard_paths(tmp_path / "cut", 1)[0].exists()
     seen: list[tuple[int, bool]] = []
-    written = produce(_request(), *args, tmp_path / "cut", tau=TINY.tau, batch_size=64,
-                      on_shard=lambda shard, done: seen.append((shard, done)))
-    assert written == 2 and seen == [(0, True), (1, False), (2, False)]
+    produced = produce(_request(), *args, tmp_path / "cut", tau=TINY.tau, batch_size=64,
+                       on_shard=lambda shard, done: seen.append((shard, done)))
+    assert (produced.written_shards, produced.written_samples, produced.samples) == (2, 50, 90)
+    assert seen == [(0, True), (1, False), (2, False)]
     for shard, size in enumerate((40, 40, 10)):
         whole, cut = (load_file(str(shard_paths(tmp_path / d, shard)[0])) for d in ("whole", "cut"))
         assert len(whole["x_adv"]) == size
         assert all(torch.equal(whole[key], cut[key]) for key in whole)
         fooled = whole["predicted"] != whole["true_label"]
         assert bool(fooled.all()) and float(whole["linf"].max()) <= 0.3 + 1e-6
+    sources = {int(i) for s in range(3) for i in load_file(str(shard_paths(tmp_path / "cut", s)[0]))["source_index"]}
+    assert produced.distinct_inputs == len(sources)
     records = (tmp_path / "whole" / "shard-00002.csv").read_text().splitlines()
     assert records[0] == "source_index,true_label,target,predicted,confidence,linf" and len(records) == 11
 

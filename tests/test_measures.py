@@ -62,7 +62,7 @@ def test_a_new_measure_is_a_new_results_column(tmp_path: Path, monkeypatch: pyte
     frame = rows_frame(result.rows)
     fixed = [c for c in COLUMNS if c != "measures"]
     attention = ["attribution_drift", "attribution_iou", "neuron_consistency", "neuron_purity_adv",
-                 "neuron_purity_clean"]
+                 "neuron_purity_clean", "grad_evals", "fooled_diversity_cos"]
     assert list(frame.columns[:len(fixed)]) == fixed
     assert sorted(frame.columns[len(fixed):]) == sorted(["adv_changed", *attention])
     attacks = frame[frame["attack"] != "worst_case"]

@@ -46,6 +46,10 @@ class Apgd(ReferenceAttack):
     config: ApgdConfig
     step_size_free = True
 
+    def grad_evals(self) -> float:
+        c = self.config
+        return float(c.steps * c.restarts * (c.target_classes if c.targeted else 1))
+
     def adversary(self, model: nn.Module, eps: float, *, seed: int, num_classes: int) -> AutoAttack:
         c = self.config
         adversary = reference_adversary(model, eps=eps, norm=c.norm, seed=seed, version="custom", attacks=[c.member])

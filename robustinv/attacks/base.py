@@ -112,7 +112,8 @@ class AttackOutput:
     """`x_adv` is the worst case per input; `samples` holds all k candidates, (k, N, C, H, W).
 
     `seconds` is the time to produce the candidates; `train_seconds` what the attack spent
-    learning before it could (a generator's training; 0 for gradient attacks). `diagnostics`
+    learning before it could (a generator's training; 0 for gradient attacks). `grad_evals` is
+    the attack's budget of model gradients per input (NaN when it sets its own). `diagnostics`
     is what the attack's own code reported (AutoAttack's checks and per-member log), JSON-ready.
     """
 
@@ -122,6 +123,7 @@ class AttackOutput:
     targets: torch.Tensor | None = None
     train_seconds: float = 0.0
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    grad_evals: float = math.nan
 
 
 class Attack(ABC):
@@ -164,7 +166,7 @@ class Attack(ABC):
         seconds = time.perf_counter() - start
         samples = candidates.samples.clamp(0.0, 1.0)
         return AttackOutput(self._worst_case(model, y, samples), samples, seconds,
-                            candidates.targets, candidates.train_seconds, candidates.diagnostics)
+                            candidates.targets, candidates.train_seconds, candidates.diagnostics, self.grad_evals())
 
     @classmethod
     def capabilities(cls) -> list[str]:
@@ -176,6 +178,14 @@ class Attack(ABC):
     def trained_seconds(self) -> float:
         """What `prepare` spent learning (or once spent, for a cached result); 0 for attacks that learn nothing."""
         return 0.0
+
+    def grad_evals(self) -> float:
+        """The most gradients of the model the attack takes per input: its cost in the unit PGD restarts share.
+
+        NaN for attacks that set their own budget as they go (AutoAttack's ensemble); 0 for
+        attacks that only query outputs.
+        """
+        return math.nan
 
     def strengthened(self, *, steps_factor: int, restarts: int, label: str) -> AttackConfig | None:
         """A stronger run of this attack (for the gradient-masking guard), or None when it cannot be strengthened."""

@@ -23,6 +23,9 @@ class Fgsm(ArtAttack):
     config_type = FgsmConfig
     single_step = True
 
+    def grad_evals(self) -> float:
+        return float(self.config.restarts)
+
     def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:
         return FastGradientMethod(
             estimator,

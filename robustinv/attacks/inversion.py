@@ -2,8 +2,11 @@
 
 A conditional generator is trained against the frozen model (DESIGN §4.1, `perturb` mode) to
 move inputs within ε into its misclassification regions, then produces k diverse candidates per
-input at one forward pass each. Training is cached per (model, data, ε, mode, recipe, seed) and
-timed separately from generation (`train_seconds` vs `seconds`).
+input at one forward pass each. With `refine_steps = r`, each draw then starts r projected
+gradient steps against the model: the draws carry the diversity, the refinement the strength
+(k·r gradient evaluations per input, the unit PGD's steps × restarts share). Training is cached
+per (model, data, ε, mode, recipe, seed) and timed separately from generation (`train_seconds`
+vs `seconds`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from robustinv.errors import RobustinvError
 from robustinv.inversion.cached import GeneratorSource, cached_generator
 from robustinv.inversion.generator import PerturbGenerator, check_shape
 from robustinv.inversion.recipe import GeneratorRecipe
+from robustinv.inversion.refine import default_step_size, refine
 from robustinv.inversion.sampling import sample_perturbations
+from robustinv.inversion.trainer import TrainingLog
 from robustinv.models.features import logits_and_features
 
 
@@ -28,7 +33,19 @@ class InversionConfig(AttackConfig):
     name: Literal["inversion"] = "inversion"
     targeted: bool = False
     samples_per_input: int = Field(8, ge=1, description="k candidates per input")
+    refine_steps: int = Field(0, ge=0, description="r projected gradient steps from each draw (0: the draws as they are)")
+    refine_step_size: float | None = Field(None, gt=0, description="Linf step of the refinement; default 2.5·ε/r")
+    refine_loss: Literal["margin", "aimed"] = Field(
+        "margin", description="untargeted refinement: the C&W margin, or z_y − z_t toward each draw's coded class")
     train: GeneratorRecipe = Field(default_factory=GeneratorRecipe)
+
+    def step_size(self, eps: float) -> float:
+        return self.refine_step_size or default_step_size(eps, max(self.refine_steps, 1))
+
+    def row_config(self, eps: float, seed: int) -> dict[str, object]:
+        """The full config, with the refinement's step size at this ε resolved."""
+        resolved = self.step_size(eps) if self.refine_steps else None
+        return {**super().row_config(eps, seed), "refine_step_size": resolved}
 
     @model_validator(mode="after")
     def _linf_only(self) -> InversionConfig:
@@ -48,7 +65,7 @@ class Inversion(Attack):
     def __init__(self, config: AttackConfig) -> None:
         super().__init__(config)
         self._generator: PerturbGenerator | None = None
-        self._train_seconds = 0.0
+        self._training = TrainingLog(0.0)
 
     def validate(self, model: nn.Module, input_shape: tuple[int, int, int], *, model_name: str) -> None:
         check_shape(input_shape)
@@ -63,7 +80,7 @@ class Inversion(Attack):
             dataset_fingerprint=context.dataset_fingerprint, input_shape=tuple(context.x_train.shape[1:]),  # type: ignore[arg-type]
             num_classes=context.num_classes, recipe=self.config.train, seed=seed, eps=eps, targeted=self.config.targeted,
         )
-        generator, self._train_seconds = cached_generator(
+        generator, self._training = cached_generator(
             source, model, context.x_train, context.y_train, cache_dir=context.cache_dir,
             label=f"{context.model_name}/{self.config.display_name}",
         )
@@ -72,7 +89,15 @@ class Inversion(Attack):
 
     @property
     def trained_seconds(self) -> float:
-        return self._train_seconds
+        return self._training.seconds
+
+    @property
+    def training(self) -> TrainingLog:
+        """How the generator's training went (its held-out curve), once `prepare` has trained or loaded it."""
+        return self._training
+
+    def grad_evals(self) -> float:
+        return float(self.config.samples_per_input * self.config.refine_steps)
 
     @property
     def generator(self) -> PerturbGenerator:
@@ -81,8 +106,13 @@ class Inversion(Attack):
         return self._generator
 
     def generate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int) -> Candidates:
+        c = self.config
         samples, targets = sample_perturbations(
-            self.generator, x, y, eps=eps, draws=self.config.samples_per_input, targeted=self.config.targeted,
-            tau=self.config.train.tau, seed=seed, batch_size=self.config.batch_size,
+            self.generator, x, y, eps=eps, draws=c.samples_per_input, targeted=c.targeted,
+            tau=c.train.tau, seed=seed, batch_size=c.batch_size,
         )
-        return Candidates(samples, targets if self.config.targeted else None, self._train_seconds)
+        samples = refine(model, x, samples, targets if c.targeted else y, eps=eps, steps=c.refine_steps,
+                         step_size=c.step_size(eps), targeted=c.targeted,
+                         aims=targets if c.refine_loss == "aimed" else None, batch_size=c.batch_size)
+        diagnostics = {"generator_training": self._training.record()}
+        return Candidates(samples, targets if c.targeted else None, self._training.seconds, diagnostics)

@@ -28,6 +28,9 @@ class Pgd(ArtAttack):
     config: PgdConfig
     iterated = True
 
+    def grad_evals(self) -> float:
+        return float(self.config.steps * self.config.restarts)
+
     def strengthened(self, *, steps_factor: int, restarts: int, label: str) -> PgdConfig:
         return self.config.model_copy(update={
             "label": label, "steps": self.config.steps * steps_factor, "restarts": restarts, "random_start": True,

@@ -34,6 +34,9 @@ class Square(ReferenceAttack):
     config: SquareConfig
     gradient_free = True
 
+    def grad_evals(self) -> float:
+        return 0.0  # it only queries outputs
+
     def adversary(self, model: nn.Module, eps: float, *, seed: int, num_classes: int) -> AutoAttack:
         c = self.config
         adversary = reference_adversary(model, eps=eps, norm=c.norm, seed=seed, version="custom", attacks=["square"])

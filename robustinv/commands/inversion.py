@@ -33,12 +33,16 @@ def generate_command(suite_path: Path, model_name: str, defense: str, n: int, ou
     suite, base_dir = load_suite_file(suite_path)
     shards = -(-n // shard_size)
     with click.progressbar(length=shards, label="shards", file=sys.stderr) as bar:
-        request = generate_samples(
+        request, produced = generate_samples(
             suite, model_name=model_name, defense=defense, n=n, out_dir=out, attack_label=attack_label, eps=eps,
             shard_size=shard_size, base_dir=base_dir, on_shard=lambda _shard, _done: bar.update(1),
         )
-    say(f"{request.n} verified samples ({request.shards} shards, ε={request.eps:g}, "
-               f"{'targeted' if request.targeted else 'untargeted'}) in {out}")
+    refined = f", {request.refine_steps} refine steps" if request.refine_steps else ""
+    say(f"{request.n} verified samples of {produced.distinct_inputs} distinct inputs ({request.shards} shards, "
+        f"ε={request.eps:g}, {'targeted' if request.targeted else 'untargeted'}{refined}) in {out}")
+    if produced.written_samples:
+        say(f"{produced.written_samples} produced now in {produced.seconds:.1f}s: "
+            f"{produced.samples_per_s:.1f} verified samples/s")
 
 
 @click.command("invert")

@@ -13,7 +13,7 @@ from torch import nn
 from robustinv.checkpoints import checkpoint_files, content_key, load_checkpoint, save_checkpoint
 from robustinv.inversion.generator import FreeGenerator, PerturbGenerator
 from robustinv.inversion.recipe import GeneratorRecipe
-from robustinv.inversion.trainer import train_free_generator, train_perturb_generator
+from robustinv.inversion.trainer import TrainingLog, train_free_generator, train_perturb_generator
 from robustinv.runtime import kernel_profile, model_device
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,10 @@ class GeneratorSource:
 def cached_generator(
     source: GeneratorSource, model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, *,
     cache_dir: Path, label: str,
-) -> tuple[PerturbGenerator | FreeGenerator, float]:
+) -> tuple[PerturbGenerator | FreeGenerator, TrainingLog]:
     """The cached generator for `source`, or a freshly trained one (then cached), on the model's device.
 
-    Returns the generator and the seconds its training took (when it was trained, possibly earlier).
+    Returns the generator and how its training went (when it was trained, possibly earlier).
     """
     device = model_device(model)
     # The kernels are part of the key: CPU and CUDA, and CPU thread counts, train different weights.
@@ -63,21 +63,21 @@ def cached_generator(
         generator = source.build()
         generator.load_state_dict(state)
         log.info("generator %s: cached %s", label, checkpoint_files(stem)[0].name)
-        return generator.to(device), float(meta.get("train_seconds", 0.0))
+        return generator.to(device), TrainingLog.from_record(meta)
     log.info("generator %s: training %s generator%s (%d steps)", label, source.mode,
              f" at ε={source.eps:g}, {'targeted' if source.targeted else 'untargeted'}" if source.mode == "perturb" else "",
              source.recipe.steps)
     trained: PerturbGenerator | FreeGenerator
     if source.mode == "perturb":
-        trained, seconds = train_perturb_generator(
+        trained, training = train_perturb_generator(
             model, x_train, y_train, source.num_classes, eps=source.eps, targeted=source.targeted,
             recipe=source.recipe, seed=source.seed, label=label,
         )
     else:
-        trained, seconds = train_free_generator(
+        trained, training = train_free_generator(
             model, source.input_shape, source.num_classes, recipe=source.recipe, seed=source.seed, label=label
         )
     save_checkpoint(stem, trained.state_dict(), {
-        **asdict(source), "recipe": source.recipe.model_dump(mode="json"), "train_seconds": seconds,
+        **asdict(source), "recipe": source.recipe.model_dump(mode="json"), **training.record(),
     })
-    return trained, seconds
+    return trained, training

@@ -18,7 +18,7 @@ from robustinv.errors import RobustinvError
 from robustinv.inversion.cached import GeneratorSource, cached_generator
 from robustinv.inversion.free import invert_classes
 from robustinv.inversion.generator import FreeGenerator, check_shape
-from robustinv.inversion.production import ProductionRequest, produce
+from robustinv.inversion.production import Produced, ProductionRequest, produce
 from robustinv.inversion.recipe import GeneratorRecipe
 from robustinv.models import PreparedModel
 from robustinv.run.plan import cell_seed
@@ -53,7 +53,7 @@ def generate_samples(
     suite: Suite, *, model_name: str, n: int, out_dir: Path, attack_label: str | None = None,
     eps: float | None = None, shard_size: int = 1000, base_dir: Path | None = None, defense: str = "standard",
     on_shard: Callable[[int, bool], None] | None = None,
-) -> ProductionRequest:
+) -> tuple[ProductionRequest, Produced]:
     """Stream `n` verified adversarial samples of the suite's inversion attack on (model, defense) into `out_dir`.
 
     The generator is the one `robustinv run` trains for the same cell (same seed, same cache key),
@@ -76,10 +76,12 @@ def generate_samples(
     request = ProductionRequest(
         suite=suite.name, model=model.name, model_fingerprint=model.fingerprint, attack=config.display_name,
         generator_key=source.key, eps=eps, targeted=config.targeted, n=n, shard_size=shard_size, seed=seed,
+        refine_steps=config.refine_steps, refine_step_size=config.step_size(eps) if config.refine_steps else 0.0,
+        refine_aimed=config.refine_loss == "aimed",
     )
-    produce(request, attack.generator, model.module, dataset.x_test, dataset.y_test, out_dir,
-            tau=config.train.tau, batch_size=config.batch_size, on_shard=on_shard)
-    return request
+    produced = produce(request, attack.generator, model.module, dataset.x_test, dataset.y_test, out_dir,
+                       tau=config.train.tau, batch_size=config.batch_size, on_shard=on_shard)
+    return request, produced
 
 
 @dataclass(frozen=True)

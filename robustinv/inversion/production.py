@@ -1,5 +1,9 @@
 """Mass production: stream verified adversarial samples to disk in fixed-size shards.
 
+Each sample is a generator draw, refined by `refine_steps` projected gradient steps when the
+request asks for them (on robust models the draws alone rarely fool), and kept only when the
+model classifies its source correctly and the sample wrongly (or as its target).
+
 Shard s is a pure function of (generator, model, source images, seed, s): its batches and their
 codes, noise and dropout masks are seeded by (seed, s, batch). A shard is written atomically
 (tensors, then its records CSV last), so an interrupted run leaves whole shards only, and
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ from torch import nn
 from robustinv.files import atomic_write
 from robustinv.errors import RobustinvError
 from robustinv.inversion.generator import PerturbGenerator
+from robustinv.inversion.refine import refine
 from robustinv.inversion.sampling import sample_perturbations
 from robustinv.runtime import derive_seed, predict_logits
 
@@ -42,6 +48,9 @@ class ProductionRequest:
     n: int
     shard_size: int
     seed: int
+    refine_steps: int = 0
+    refine_step_size: float = 0.0
+    refine_aimed: bool = False  # untargeted: refine each draw toward its coded class
 
     @property
     def shards(self) -> int:
@@ -55,13 +64,30 @@ def shard_paths(out_dir: Path, shard: int) -> tuple[Path, Path]:
     return out_dir / f"shard-{shard:05d}.safetensors", out_dir / f"shard-{shard:05d}.csv"
 
 
+@dataclass(frozen=True)
+class Produced:
+    """What a production run holds and what this call added: shards written now and the seconds they took."""
+
+    samples: int
+    distinct_inputs: int  # source images with at least one verified sample
+    written_shards: int
+    written_samples: int
+    seconds: float
+
+    @property
+    def samples_per_s(self) -> float:
+        """Verified samples per second of this call's production (NaN when it wrote nothing)."""
+        return self.written_samples / self.seconds if self.written_samples else math.nan
+
+
 def produce(
     request: ProductionRequest, generator: PerturbGenerator, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     out_dir: Path, *, tau: float, batch_size: int = 256, on_shard: Callable[[int, bool], None] | None = None,
-) -> int:
-    """Write the request's shards into `out_dir`, skipping complete ones; returns how many were written now."""
+) -> Produced:
+    """Write the request's shards into `out_dir`, skipping complete ones."""
     _claim(out_dir, request)
-    written = 0
+    written, written_samples, start = 0, 0, time.perf_counter()
+    sources: set[int] = set()
     for shard in range(request.shards):
         tensors_path, records_path = shard_paths(out_dir, shard)
         done = tensors_path.is_file() and records_path.is_file()
@@ -71,9 +97,11 @@ def produce(
             records = pd.DataFrame({k: v.tolist() for k, v in tensors.items() if v.ndim == 1})
             atomic_write(records_path, lambda tmp: records.to_csv(tmp, index=False, float_format="%.6g"))
             written += 1
+            written_samples += request.shard_len(shard)
+        sources.update(pd.read_csv(records_path, usecols=["source_index"])["source_index"].tolist())
         if on_shard is not None:
             on_shard(shard, done)
-    return written
+    return Produced(request.n, len(sources), written, written_samples, time.perf_counter() - start)
 
 
 def _claim(out_dir: Path, request: ProductionRequest) -> None:
@@ -106,7 +134,10 @@ def _make_shard(
         seed = derive_seed(request.seed, "shard", shard, batch)
         samples, targets = sample_perturbations(generator, xb, yb, eps=request.eps, draws=1,
                                                 targeted=request.targeted, tau=tau, seed=seed, batch_size=batch_size)
-        x_adv, target = samples[0], targets[0]
+        x_adv = refine(model, xb, samples, targets if request.targeted else yb, eps=request.eps,
+                       steps=request.refine_steps, step_size=request.refine_step_size, targeted=request.targeted,
+                       aims=targets if request.refine_aimed else None, batch_size=batch_size)[0]
+        target = targets[0]
         probs = predict_logits(model, x_adv, batch_size=batch_size).softmax(1)
         confidence, predicted = probs.max(1)
         clean = predict_logits(model, xb, batch_size=batch_size).argmax(1)
@@ -123,5 +154,5 @@ def _make_shard(
             return {key: torch.cat([part[key] for part in kept]).contiguous() for key in kept[0]}
     raise RobustinvError(
         f"shard {shard}: only {count} of {size} samples verified after {MAX_BATCHES_PER_SHARD} batches; "
-        "the generator rarely fools this model (train it longer or raise ε)"
+        "the generator rarely fools this model (refine its draws with more refine_steps, train it longer or raise ε)"
     )

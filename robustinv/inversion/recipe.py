@@ -9,6 +9,13 @@ Choices, with reasons (measured on MNIST/LeNet-5 and digits/smallcnn, see the RE
   (1.0 untargeted, 0.5 targeted, where the coded targets already separate the draws).
 - Dropout 0.3 after each up-convolution, kept on when sampling: heavy enough that masks differ,
   light enough that every mask still fools the model.
+
+For robust (adversarially trained) models, two optional knobs, both off by default:
+- `patience` stops training after that many held-out evaluations without a better success rate
+  and keeps the best weights (on robust models the held-out success stays flat: see the README).
+- `imitate` pulls each draw toward where a short refinement of it (`imitate_steps` projected
+  gradient steps) fools the model, so the generator learns to start where PGD would end. Each
+  step costs about 4× more with 5 imitation steps.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ class GeneratorRecipe(Config):
     cos: float | None = Field(None, ge=0, description="γ, cosine feature-diversity; default 0.5 targeted, 1.0 untargeted")
     orth: float = Field(0.0, ge=0, description="δ, weight of the feature-orthogonality term")
     eval_every: int = Field(250, ge=1)
+    patience: int | None = Field(None, ge=1, description="evaluations without improvement before stopping early")
+    imitate: float = Field(0.0, ge=0, description="weight of the pull toward successful refinements of each draw")
+    imitate_steps: int = Field(5, ge=1, description="refinement steps that make the imitation targets")
 
     def weights(self, *, targeted: bool) -> tuple[float, float, float]:
         """(α, β, γ) with the mode's defaults filled in (the values measured in tuning)."""

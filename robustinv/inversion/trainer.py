@@ -2,25 +2,50 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from robustinv.inversion.encoding import rotating_targets, soft_codes, wrong_class_targets
 from robustinv.inversion.generator import FreeGenerator, PerturbGenerator
 from robustinv.inversion.losses import inversion_loss
 from robustinv.inversion.recipe import GeneratorRecipe
+from robustinv.inversion.refine import default_step_size, refine
 from robustinv.models.features import logits_and_features
 from robustinv.runtime import model_device, seed_everything
 
 log = logging.getLogger(__name__)
 
 HELD_OUT = 500
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """What training a generator took and how it went: held-out single-shot success at each evaluation.
+
+    `kept_step` is the step whose weights were kept (the best evaluation when the recipe stops
+    early, else the last step).
+    """
+
+    seconds: float
+    curve: tuple[tuple[int, float], ...] = ()
+    kept_step: int = 0
+
+    def record(self) -> dict[str, Any]:
+        return {"train_seconds": self.seconds, "curve": [list(point) for point in self.curve], "kept_step": self.kept_step}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TrainingLog:
+        curve = tuple((int(step), float(rate)) for step, rate in record.get("curve", []))
+        return cls(float(record.get("train_seconds", 0.0)), curve, int(record.get("kept_step", 0)))
 
 
 @contextmanager
@@ -38,8 +63,12 @@ def frozen(model: nn.Module) -> Iterator[None]:
 def train_perturb_generator(
     model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *,
     eps: float, targeted: bool, recipe: GeneratorRecipe, seed: int, label: str = "generator",
-) -> tuple[PerturbGenerator, float]:
-    """Train G(x, z, c) to move x within ε into the coded wrong class (targeted) or any wrong class."""
+) -> tuple[PerturbGenerator, TrainingLog]:
+    """Train G(x, z, c) to move x within ε into the coded wrong class (targeted) or any wrong class.
+
+    With `recipe.patience`, training stops after that many held-out evaluations without a better
+    success rate and keeps the best weights seen.
+    """
     device = model_device(model)
     forward = logits_and_features(model, label)
     seed_everything(seed)
@@ -54,32 +83,70 @@ def train_perturb_generator(
     rest = [p for p in generator.parameters() if all(p is not q for q in pattern)]
     groups: list[dict[str, Any]] = [{"params": rest}, {"params": pattern, "lr": recipe.lr * recipe.pattern_lr_scale}]
     optimizer = torch.optim.Adam(groups, lr=recipe.lr, betas=(0.5, 0.999))
+    curve: list[tuple[int, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
     start = time.perf_counter()
     with frozen(model):
         for step in range(1, recipe.steps + 1):
             generator.train()
             index = pool[torch.randint(len(pool), (recipe.batch_size,), generator=rng)]
             x = x_train[index].repeat_interleave(recipe.draws, 0).to(device)
-            y = y_train[index].repeat_interleave(recipe.draws, 0)
-            targets = _distinct_wrong_targets(y_train[index], num_classes, recipe.draws, rng)
-            codes = soft_codes(targets, num_classes, tau=recipe.tau, generator=rng)
-            noise = torch.randn(len(y), recipe.z_dim, generator=rng)
-            logits, features = forward(generator(x, codes.to(device), noise.to(device), eps))
+            y = y_train[index].repeat_interleave(recipe.draws, 0).to(device)
+            targets = _distinct_wrong_targets(y_train[index], num_classes, recipe.draws, rng).to(device)
+            codes = soft_codes(targets.cpu(), num_classes, tau=recipe.tau, generator=rng).to(device)
+            noise = torch.randn(len(y), recipe.z_dim, generator=rng).to(device)
+            x_adv = generator(x, codes, noise, eps)
+            logits, features = forward(x_adv)
             loss, terms = inversion_loss(
-                logits, features, codes.to(device), targets.to(device), None if targeted else y.to(device),
+                logits, features, codes, targets, None if targeted else y,
                 kl=kl, ce=ce, margin=recipe.margin, kappa=recipe.kappa, cos=cos, orth=recipe.orth,
                 groups=recipe.batch_size,
             )
+            if recipe.imitate > 0:
+                loss = loss + recipe.imitate * _imitation(model, x, x_adv, targets if targeted else y, eps=eps,
+                                                          steps=recipe.imitate_steps, targeted=targeted)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if step % recipe.eval_every == 0 or step == recipe.steps:
                 rate = held_out_success(generator, model, x_train[hold], y_train[hold], num_classes,
                                         eps=eps, targeted=targeted, recipe=recipe, seed=seed)
+                curve.append((step, rate))
                 log.info("generator %s: step %d/%d  loss %.3f  margin %.3f  cos %.3f  held-out %s success %.1f%%  (%.0fs)",
                          label, step, recipe.steps, loss.item(), terms["margin"], terms["cos"],
                          "targeted" if targeted else "untargeted", 100 * rate, time.perf_counter() - start)
-    return generator, time.perf_counter() - start
+                if recipe.patience is not None:
+                    if best is None or rate > best[0]:
+                        best = (rate, step, copy.deepcopy(generator.state_dict()))
+                    elif len(curve) - 1 - [s for s, _ in curve].index(best[1]) >= recipe.patience:
+                        log.info("generator %s: no better held-out success for %d evaluations; keeping step %d",
+                                 label, recipe.patience, best[1])
+                        break
+    kept = curve[-1][0] if curve else recipe.steps
+    if best is not None:
+        generator.load_state_dict(best[2])
+        kept = best[1]
+    return generator, TrainingLog(time.perf_counter() - start, tuple(curve), kept)
+
+
+def _imitation(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, labels: torch.Tensor, *, eps: float,
+               steps: int, targeted: bool) -> torch.Tensor:
+    """L1 distance (in units of ε) from each draw to where a short refinement of it succeeds.
+
+    The refined sample is a fixed target (no gradient flows through the refinement); draws whose
+    refinement still fails contribute nothing, so the generator is pulled only toward regions
+    where the model does break.
+    """
+    with torch.enable_grad():
+        refined = refine(model, x, x_adv.detach()[None], labels if not targeted else labels[None], eps=eps,
+                         steps=steps, step_size=default_step_size(eps, steps), targeted=targeted)[0]
+    with torch.no_grad():
+        pred = model(refined).argmax(1)
+        hit = pred == labels if targeted else pred != labels
+    if not bool(hit.any()):
+        return x_adv.new_zeros(())
+    distance = F.l1_loss(x_adv[hit], refined[hit], reduction="none").flatten(1).mean(1) / eps
+    return distance.sum() / len(x_adv)
 
 
 def _distinct_wrong_targets(y: torch.Tensor, num_classes: int, draws: int, rng: torch.Generator) -> torch.Tensor:
@@ -112,7 +179,7 @@ def held_out_success(
 def train_free_generator(
     model: nn.Module, input_shape: tuple[int, int, int], num_classes: int, *,
     recipe: GeneratorRecipe, seed: int, label: str = "generator",
-) -> tuple[FreeGenerator, float]:
+) -> tuple[FreeGenerator, TrainingLog]:
     """Train G(z, c) to produce inputs the model assigns to the coded class, spread in feature space."""
     device = model_device(model)
     forward = logits_and_features(model, label)
@@ -122,6 +189,7 @@ def train_free_generator(
                               dropout=recipe.dropout, use_hot_matrix=recipe.hot_matrix).to(device)
     kl, ce, cos = recipe.weights(targeted=True)
     optimizer = torch.optim.Adam(generator.parameters(), lr=recipe.lr, betas=(0.5, 0.999))
+    curve: list[tuple[int, float]] = []
     start = time.perf_counter()
     with frozen(model):
         for step in range(1, recipe.steps + 1):
@@ -139,6 +207,7 @@ def train_free_generator(
             optimizer.step()
             if step % recipe.eval_every == 0 or step == recipe.steps:
                 hit = float((logits.argmax(1).cpu() == targets).double().mean())
+                curve.append((step, hit))
                 log.info("free generator %s: step %d/%d  loss %.3f  cos %.3f  batch hit rate %.1f%%  (%.0fs)",
                          label, step, recipe.steps, loss.item(), terms["cos"], 100 * hit, time.perf_counter() - start)
-    return generator, time.perf_counter() - start
+    return generator, TrainingLog(time.perf_counter() - start, tuple(curve), recipe.steps)

@@ -6,7 +6,7 @@ one new file here with `@register_measure` and its import below.
 """
 
 from robustinv.measures import (  # noqa: F401  (fill the registry)
-    attribution, candidates, consistency, diversity, neurons, perturbation,
+    attribution, candidates, consistency, cost, diversity, neurons, perturbation,
 )
 from robustinv.measures.registry import MEASURES, CellView, Measure, measure_cell, register_measure
 

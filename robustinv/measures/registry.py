@@ -20,7 +20,8 @@ class CellView:
     `samples` holds all k candidates (k, N, C, H, W) with their predictions (k, N) and, when
     k > 1, penultimate features (k, N, d); `targets` (k, N) when the attack aimed at classes.
     `explained` holds the attention of a seeded subset of the inputs, clean and adversarial
-    (None for models without conv layers, or when the suite's `n_explain` is 0).
+    (None for models without conv layers, or when the suite's `n_explain` is 0). `grad_evals` is
+    the attack's gradient budget per input (NaN when unknown, as for replayed transfer examples).
     """
 
     x: torch.Tensor
@@ -35,6 +36,7 @@ class CellView:
     sample_features: torch.Tensor | None = None
     targets: torch.Tensor | None = None
     explained: ExplainedPair | None = None
+    grad_evals: float = math.nan
 
 
 @dataclass(frozen=True)

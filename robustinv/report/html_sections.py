@@ -59,6 +59,7 @@ class AttackLine:
     success: str
     samples_per_s: str
     samples_per_input: int
+    grad_evals: str
     candidate_success: str
     diversity_cos: str
     diversity_l2: str
@@ -229,7 +230,8 @@ def attack_line(row: ResultRow) -> AttackLine:
     return AttackLine(
         attack=row.attack, eps=_eps_label(row), n=row.n,
         robust=pct(row.robust_acc), success=pct(row.success_rate), samples_per_s=_number(row.samples_per_s, 0),
-        samples_per_input=row.samples_per_input, candidate_success=pct(row.candidate_success),
+        samples_per_input=row.samples_per_input, grad_evals=_number(row.measures.get("grad_evals", math.nan), 0),
+        candidate_success=pct(row.candidate_success),
         diversity_cos=_number(row.diversity_cos, 3), diversity_l2=_number(row.diversity_l2, 2),
         target_success=pct(row.target_success), feature_consistency=_number(row.feature_consistency, 3),
         attribution_drift=_number(row.measures.get("attribution_drift", math.nan), 3),

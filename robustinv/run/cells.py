@@ -8,6 +8,7 @@ nothing but the content-keyed model and generator caches. The driver stores what
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import time
@@ -197,7 +198,8 @@ def _measured(setting: RunSetting, spec: CellSpec, model: PreparedModel, config:
     view = CellView(x, y, x_adv, clean_pred, adv_pred, None if clean.features is None else clean.features[:n],
                     adv_features, samples, sample_pred, sample_features,
                     output.targets if output is not None else None,
-                    explaining.explained_pair(setting, spec, model, x_adv))
+                    explaining.explained_pair(setting, spec, model, x_adv),
+                    output.grad_evals if output is not None else math.nan)
     seconds = output.seconds if output is not None else 0.0
     measured = measure_cell(view)
     extra = {name: float(measured.pop(name)) for name in list(measured) if name not in ROW_FIELDS}
