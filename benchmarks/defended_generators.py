@@ -115,7 +115,8 @@ def run_model(suite, defense: str, r_grid: list[int], base_dir: Path) -> None:
         curve = ", ".join(f"{step}: {100 * rate:.1f}%" for step, rate in training.curve)
         print(f"{attack.config.display_name}: held-out single-shot success by training step {curve} "
               f"(kept step {training.kept_step}, {training.seconds:.0f}s)")
-        refinement_curve(attack, seed, model, context, x, y, correct, eps, r_grid)
+        if r_grid:
+            refinement_curve(attack, seed, model, context, x, y, correct, eps, r_grid)
         production(attack, seed, model, data, x, y, eps, budget=reference.seconds, reference=reference)
 
 
@@ -143,7 +144,8 @@ def production(attack: Inversion, seed: int, model: PreparedModel, data, x, y, e
     request = ProductionRequest(suite="bench", model=model.name, model_fingerprint=model.fingerprint,
                                 attack=config.display_name, generator_key="bench", eps=eps, targeted=config.targeted,
                                 n=10**9, shard_size=250, seed=seed, refine_steps=config.refine_steps,
-                                refine_step_size=config.step_size(eps), refine_aimed=config.refine_loss == "aimed")
+                                refine_step_size=config.step_size(eps), refine_aimed=config.refine_loss == "aimed",
+                                refine_jitter=config.refine_jitter)
 
     class Enough(Exception):
         pass
@@ -178,11 +180,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite", nargs="?", type=Path, default=HERE / "defended_generators.toml")
     parser.add_argument("--defenses", nargs="+", help="which of the model's defenses (default: all)")
-    parser.add_argument("--r", nargs="+", type=int, default=[0, 1, 2, 5, 10], help="refinement steps to sweep")
+    parser.add_argument("--r", nargs="*", type=int, default=[0, 2, 5], help="refinement steps to sweep (none: no sweep)")
+    parser.add_argument("--only", nargs="+", metavar="LABEL", help="run only these attacks of the suite (the first is the reference)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("art").setLevel(logging.WARNING)
     suite = load_suite(args.suite)
+    if args.only:
+        labels = [a.display_name for a in suite.attacks]
+        unknown = sorted(set(args.only) - set(labels))
+        if unknown:
+            raise SystemExit(f"no attack labelled {', '.join(unknown)}; the suite's: {', '.join(labels)}")
+        suite = suite.model_copy(update={"attacks": [a for a in suite.attacks if a.display_name in args.only]})
     torch.set_num_threads(suite.threads)
     if not isinstance(suite.attacks[-1], InversionConfig):
         raise SystemExit("the suite's attacks end with the inversion attacks")

@@ -201,3 +201,15 @@ def test_imitation_pulls_only_draws_whose_refinement_succeeds(digits_model: torc
     hit = predict_logits(digits_model, refined).argmax(1) != y
     assert float(loss.detach()) > 0 and bool(hit.any()) and not bool(hit.all())
     assert torch.equal(pulled, hit & (refined != x).flatten(1).any(1))
+
+
+def test_jitter_is_a_seeded_random_start_inside_the_ball() -> None:
+    from robustinv.inversion.refine import jitter
+
+    x = torch.rand(6, 1, 4, 4)
+    starts = x[None].expand(3, *x.shape).clone()
+    moved = jitter(x, starts, eps=0.2, spread=1.0, seed=3)
+    assert float((moved - x[None]).abs().max()) <= 0.2 + 1e-6 and 0 <= float(moved.min()) and float(moved.max()) <= 1
+    assert not torch.equal(moved[0], moved[1]), "every draw gets its own start"
+    assert torch.equal(moved, jitter(x, starts, eps=0.2, spread=1.0, seed=3))
+    assert torch.equal(jitter(x, starts, eps=0.2, spread=0.0, seed=3), starts)

@@ -23,7 +23,7 @@ from robustinv.errors import RobustinvError
 from robustinv.inversion.cached import GeneratorSource, cached_generator
 from robustinv.inversion.generator import PerturbGenerator, check_shape
 from robustinv.inversion.recipe import GeneratorRecipe
-from robustinv.inversion.refine import default_step_size, refine
+from robustinv.inversion.refine import default_step_size, jitter, refine
 from robustinv.inversion.sampling import sample_perturbations
 from robustinv.inversion.trainer import TrainingLog
 from robustinv.models.features import logits_and_features
@@ -37,6 +37,8 @@ class InversionConfig(AttackConfig):
     refine_step_size: float | None = Field(None, gt=0, description="Linf step of the refinement; default 2.5·ε/r")
     refine_loss: Literal["margin", "aimed"] = Field(
         "margin", description="untargeted refinement: the C&W margin, or z_y − z_t toward each draw's coded class")
+    refine_jitter: float = Field(
+        0.0, ge=0, le=1, description="random start around each draw before refining: uniform noise of this share of ε")
     train: GeneratorRecipe = Field(default_factory=GeneratorRecipe)
 
     def step_size(self, eps: float) -> float:
@@ -111,6 +113,8 @@ class Inversion(Attack):
             self.generator, x, y, eps=eps, draws=c.samples_per_input, targeted=c.targeted,
             tau=c.train.tau, seed=seed, batch_size=c.batch_size,
         )
+        if c.refine_steps:
+            samples = jitter(x, samples, eps=eps, spread=c.refine_jitter, seed=seed)
         samples = refine(model, x, samples, targets if c.targeted else y, eps=eps, steps=c.refine_steps,
                          step_size=c.step_size(eps), targeted=c.targeted,
                          aims=targets if c.refine_loss == "aimed" else None, batch_size=c.batch_size)

@@ -77,7 +77,7 @@ def generate_samples(
         suite=suite.name, model=model.name, model_fingerprint=model.fingerprint, attack=config.display_name,
         generator_key=source.key, eps=eps, targeted=config.targeted, n=n, shard_size=shard_size, seed=seed,
         refine_steps=config.refine_steps, refine_step_size=config.step_size(eps) if config.refine_steps else 0.0,
-        refine_aimed=config.refine_loss == "aimed",
+        refine_aimed=config.refine_loss == "aimed", refine_jitter=config.refine_jitter,
     )
     produced = produce(request, attack.generator, model.module, dataset.x_test, dataset.y_test, out_dir,
                        tau=config.train.tau, batch_size=config.batch_size, on_shard=on_shard)

@@ -27,7 +27,7 @@ from torch import nn
 from robustinv.files import atomic_write
 from robustinv.errors import RobustinvError
 from robustinv.inversion.generator import PerturbGenerator
-from robustinv.inversion.refine import refine
+from robustinv.inversion.refine import jitter, refine
 from robustinv.inversion.sampling import sample_perturbations
 from robustinv.runtime import derive_seed, predict_logits
 
@@ -51,6 +51,7 @@ class ProductionRequest:
     refine_steps: int = 0
     refine_step_size: float = 0.0
     refine_aimed: bool = False  # untargeted: refine each draw toward its coded class
+    refine_jitter: float = 0.0  # random start around each draw, as a share of ε
 
     @property
     def shards(self) -> int:
@@ -134,6 +135,8 @@ def _make_shard(
         seed = derive_seed(request.seed, "shard", shard, batch)
         samples, targets = sample_perturbations(generator, xb, yb, eps=request.eps, draws=1,
                                                 targeted=request.targeted, tau=tau, seed=seed, batch_size=batch_size)
+        if request.refine_steps:
+            samples = jitter(xb, samples, eps=request.eps, spread=request.refine_jitter, seed=seed)
         x_adv = refine(model, xb, samples, targets if request.targeted else yb, eps=request.eps,
                        steps=request.refine_steps, step_size=request.refine_step_size, targeted=request.targeted,
                        aims=targets if request.refine_aimed else None, batch_size=batch_size)[0]

@@ -43,6 +43,19 @@ def aimed_gap(logits: torch.Tensor, labels: torch.Tensor, aims: torch.Tensor) ->
     return logits.gather(1, labels[:, None]).squeeze(1) - logits.gather(1, aims[:, None]).squeeze(1)
 
 
+def jitter(x: torch.Tensor, starts: torch.Tensor, *, eps: float, spread: float, seed: int) -> torch.Tensor:
+    """Each start moved by seeded uniform noise in [−spread·ε, spread·ε], projected back onto the ε-ball and [0, 1].
+
+    A random start around each draw: where a generator's draws lie close together (as on robust
+    models), this gives the refinement the spread that PGD's random restarts have.
+    """
+    if spread == 0:
+        return starts
+    noise = torch.empty(starts.shape).uniform_(-spread * eps, spread * eps, generator=torch.Generator().manual_seed(seed))
+    moved = starts + noise
+    return torch.min(torch.max(moved, x - eps), x + eps).clamp(0.0, 1.0)
+
+
 def refine(
     model: nn.Module, x: torch.Tensor, starts: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
     step_size: float, targeted: bool = False, aims: torch.Tensor | None = None, batch_size: int = 512,
