@@ -18,7 +18,8 @@ from robustinv.inversion.cached import GeneratorSource, cached_generator
 from robustinv.inversion.generator import PerturbGenerator
 from robustinv.inversion.production import ProductionRequest, produce, shard_paths
 from robustinv.inversion.recipe import GeneratorRecipe
-from robustinv.inversion.refine import margin, refine
+from robustinv.inversion.losses import margin_gap
+from robustinv.inversion.refine import refine
 from robustinv.inversion.trainer import train_perturb_generator
 from robustinv.runtime import predict_logits
 
@@ -37,8 +38,8 @@ def _random_starts(x: torch.Tensor, k: int, eps: float, seed: int = 0) -> torch.
 def test_margin_is_negative_exactly_when_the_sample_succeeds() -> None:
     logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0]])
     labels = torch.tensor([0, 0])
-    assert margin(logits, labels, targeted=False).tolist() == [2.0, -2.0]
-    assert margin(logits, torch.tensor([2, 2]), targeted=True).tolist() == [3.0, 1.0]
+    assert margin_gap(logits, labels, targeted=False).tolist() == [2.0, -2.0]
+    assert margin_gap(logits, torch.tensor([2, 2]), targeted=True).tolist() == [3.0, 1.0]
 
 
 def test_refinement_stays_in_the_ball_and_breaks_more_inputs(digits_model: torch.nn.Module, digits: Dataset) -> None:

@@ -118,5 +118,5 @@ class Inversion(Attack):
         samples = refine(model, x, samples, targets if c.targeted else y, eps=eps, steps=c.refine_steps,
                          step_size=c.step_size(eps), targeted=c.targeted,
                          aims=targets if c.refine_loss == "aimed" else None, batch_size=c.batch_size)
-        diagnostics = {"generator_training": self._training.record()}
+        diagnostics = {"generator_training": self._training.progress()}
         return Candidates(samples, targets if c.targeted else None, self._training.seconds, diagnostics)

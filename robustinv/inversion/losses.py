@@ -18,16 +18,23 @@ def ce_term(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
+def margin_gap(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool) -> torch.Tensor:
+    """Per sample, how far from success: z_y − max_{j≠y} z_j (untargeted) or max_{j≠t} z_j − z_t (targeted).
+
+    Negative once the sample fools the model (lands in the target when targeted).
+    """
+    own = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(1)
+    return others - own if targeted else own - others
+
+
 def margin_term(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool, kappa: float) -> torch.Tensor:
     """C&W-style hinge, clamped at confidence κ.
 
     Targeted: max(max_{j≠t} z_j − z_t, −κ) pushes the target above every other class.
     Untargeted: max(z_y − max_{j≠y} z_j, −κ) pushes the true class below some other class.
     """
-    own = logits.gather(1, labels[:, None]).squeeze(1)
-    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf")).amax(1)
-    gap = others - own if targeted else own - others
-    return gap.clamp(min=-kappa).mean()
+    return margin_gap(logits, labels, targeted=targeted).clamp(min=-kappa).mean()
 
 
 def cosine_diversity(features: torch.Tensor, groups: int = 1) -> torch.Tensor:

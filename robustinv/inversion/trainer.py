@@ -39,8 +39,12 @@ class TrainingLog:
     curve: tuple[tuple[int, float], ...] = ()
     kept_step: int = 0
 
+    def progress(self) -> dict[str, Any]:
+        """The held-out curve and the kept step: what a result row records (its timing has columns of its own)."""
+        return {"curve": [list(point) for point in self.curve], "kept_step": self.kept_step}
+
     def record(self) -> dict[str, Any]:
-        return {"train_seconds": self.seconds, "curve": [list(point) for point in self.curve], "kept_step": self.kept_step}
+        return {"train_seconds": self.seconds, **self.progress()}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> TrainingLog:
