@@ -69,6 +69,8 @@ def test_a_new_measure_is_a_new_results_column(tmp_path: Path, monkeypatch: pyte
     assert attacks["adv_changed"].between(0, 1).all() and frame[frame["attack"] == "worst_case"]["adv_changed"].isna().all()
     # The extra column survives the JSON round trip of results.json, checked like any other number.
     row = result.rows[0]
-    assert row_from_dict(json.loads(json.dumps(row_record(row)))).measures == row.measures
+    back = row_from_dict(json.loads(json.dumps(row_record(row)))).measures
+    assert back.keys() == row.measures.keys()
+    assert all(math.isnan(v) if math.isnan(row.measures[k]) else v == row.measures[k] for k, v in back.items())
     assert set(row.measures) == {"adv_changed", *attention}
     pd.testing.assert_frame_equal(rows_frame([row_from_dict(row_record(r)) for r in result.rows]), frame)
