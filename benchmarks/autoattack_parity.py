@@ -23,7 +23,7 @@ from robustinv import load_suite
 from robustinv.attacks.aa_runner import AA_NORMS, run_reference
 from robustinv.attacks.base import Norm
 from robustinv.data import load_dataset
-from robustinv.models import prepare_model
+from robustinv.training import prepare_model
 from robustinv.paths import cache_dir
 from robustinv.runtime import resolve_device
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from robustinv import load_suite, run_suite
 from robustinv.data import load_dataset
-from robustinv.models import prepare_model
+from robustinv.training import prepare_model
 from robustinv.paths import cache_dir
 from robustinv.records import ResultRow
 from robustinv.report import write_run

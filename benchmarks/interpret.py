@@ -20,8 +20,8 @@ from pathlib import Path
 
 from robustinv import load_suite, run_suite
 from robustinv.interpret.gan import ExplainerRecipe, ExplainMode
-from robustinv.interpret.job import ExplainRequest, explain_model
-from robustinv.interpret.outputs import write_explained
+from robustinv.jobs.explain import ExplainRequest, explain_model
+from robustinv.jobs.explain_outputs import write_explained
 from robustinv.records import Explanation, ResultRow
 from robustinv.report import write_run
 from robustinv.report.explainer import render_explainer

@@ -22,19 +22,19 @@ if TYPE_CHECKING:
     from robustinv.attacks import ATTACKS, build_attack
     from robustinv.data import DATASETS, load_dataset
     from robustinv.errors import RobustinvError
-    from robustinv.models import MODELS, model_builder, prepare_model, prepare_models
+    from robustinv.models import MODELS, model_builder
     from robustinv.records import RunResult
     from robustinv.run import run_suite
     from robustinv.suite import Suite, load_suite, parse_suite
-    from robustinv.training import DEFENSES, train
+    from robustinv.training import DEFENSES, prepare_model, prepare_models, train
 
 # Public name → the module that defines it.
 _SOURCES: dict[str, str] = {
     "ATTACKS": "robustinv.attacks", "build_attack": "robustinv.attacks",
     "DATASETS": "robustinv.data", "load_dataset": "robustinv.data",
     "RobustinvError": "robustinv.errors",
-    "MODELS": "robustinv.models", "model_builder": "robustinv.models", "prepare_model": "robustinv.models",
-    "prepare_models": "robustinv.models",
+    "MODELS": "robustinv.models", "model_builder": "robustinv.models", "prepare_model": "robustinv.training",
+    "prepare_models": "robustinv.training",
     "RunResult": "robustinv.records",
     "run_suite": "robustinv.run",
     "Suite": "robustinv.suite", "load_suite": "robustinv.suite", "parse_suite": "robustinv.suite",

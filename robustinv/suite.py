@@ -16,8 +16,8 @@ from robustinv.config import Config
 from robustinv.attacks import ATTACKS, AttackConfig
 from robustinv.data.spec import DatasetSpec
 from robustinv.errors import RobustinvError, UnknownNameError
-from robustinv.guard import GuardConfig
-from robustinv.models.spec import ModelSpec
+from robustinv.judge.guard import GuardConfig
+from robustinv.training.spec import ModelSpec
 from robustinv.paths import resolve_path
 from robustinv.records import reserved_label_problem
 from robustinv.tomlfile import read_toml
@@ -45,7 +45,8 @@ class Suite(Config):
     device: Device = Device.auto
     eval_batch_size: int = Field(512, ge=1)
     threads: int = Field(1, ge=1, description="torch threads per cell; part of every result's key (see kernel_profile)")
-    executor: str = Field("serial", description="where cells run: serial, process or ray (--executor overrides)")
+    executor: str = Field("serial", min_length=1, description="where cells run: serial, process or ray "
+                          "(--executor overrides); checked where the run starts, with the other executors listed")
     n_explain: int | None = Field(None, ge=0, description=f"inputs per attack cell whose attention is measured "
                                   f"(0: none; {DEFAULT_EXPLAINED} or all of them when omitted)")
     cache_dir: Path | None = None
@@ -60,13 +61,6 @@ class Suite(Config):
     def explained(self) -> int:
         """How many of an attack cell's inputs get their attention measured (at most all of them)."""
         return DEFAULT_EXPLAINED if self.n_explain is None else self.n_explain
-
-    @field_validator("executor")
-    @classmethod
-    def _known_executor(cls, name: str) -> str:
-        from robustinv.run.executors import EXECUTORS  # the run package imports suites: look it up when used
-
-        return EXECUTORS.checked_name(name)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:

@@ -17,7 +17,7 @@ from robustinv.data import Dataset
 from robustinv.models.zoo import smallcnn
 from robustinv.records import ResultRow
 from robustinv.run import run_suite
-from robustinv.sanity import Flag, reference_flags
+from robustinv.judge.sanity import Flag, reference_flags
 from robustinv.suite import SuiteError, load_suite, parse_suite
 
 from conftest import write_suite

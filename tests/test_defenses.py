@@ -14,14 +14,14 @@ from robustinv.attacks import build_attack
 from robustinv.data import Dataset
 from robustinv.errors import RobustinvError
 from robustinv.gate import Policy, Rule, evaluate_gate
-from robustinv.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
-from robustinv.worst_case import Outcome, worst_case
+from robustinv.judge.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
+from robustinv.judge.worst_case import Outcome, worst_case
 from robustinv.metrics import feature_consistency, robust_accuracy
-from robustinv.models import ModelSpec, prepare_model
+from robustinv.training import ModelSpec, prepare_model
 from robustinv.models.zoo import smallcnn
 from robustinv.run import run_suite
 from robustinv.runtime import predict_logits
-from robustinv.sanity import Flag
+from robustinv.judge.sanity import Flag
 from robustinv.suite import load_suite
 from robustinv.training import AdversarialRecipe, TrainRecipe, train
 from robustinv.training.inner import linf_pgd, uniform_start

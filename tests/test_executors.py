@@ -236,7 +236,7 @@ def test_an_unknown_executor_lists_the_known_ones(tmp_path: Path) -> None:
 def test_generate_loads_the_generator_the_run_trained(serial: RunResult, tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     """`robustinv generate` derives the generator's seed as `run` does, defense included: nothing trains again."""
-    from robustinv.inversion.jobs import generate_samples
+    from robustinv.jobs.inversion import generate_samples
 
     suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, serial_cache(serial))))
     for defense in ("standard", "pgd_at"):

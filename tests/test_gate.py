@@ -42,7 +42,7 @@ def test_passing_rules_report_the_deciding_row() -> None:
     clean, pgd = verdict.outcomes
     assert clean.rule == "clean_acc >= 0.95" and clean.rows == 3 and clean.measured == 0.97
     assert pgd.rule == "robust_acc >= 0.6 [attack=pgd, eps=0.1]" and pgd.required == ">= 0.6"
-    assert pgd.rows == 1 and pgd.measured == 0.60 and "smallcnn[standard] pgd ε=0.1" in pgd.reason
+    assert pgd.rows == 1 and pgd.measured == 0.60 and "smallcnn pgd ε=0.1" in pgd.reason
 
 
 def test_min_fails_on_the_worst_row() -> None:

@@ -23,7 +23,7 @@ from conftest import REPO
 from robustinv.records import GateLevel, GateVerdict, ResultRow, RuleOutcome, RunInfo, SampleGrid
 from robustinv.report.html import render_html
 from robustinv.report.rundir import StoredRun
-from robustinv.sanity import EXPLANATIONS, Flag
+from robustinv.judge.sanity import EXPLANATIONS, Flag
 
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

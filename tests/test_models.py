@@ -13,7 +13,8 @@ from robustinv import parse_suite, run_suite
 from robustinv.checkpoints import load_state_file
 from robustinv.data import Dataset
 from robustinv.errors import ModelError
-from robustinv.models import MODELS, ModelSpec, prepare_model
+from robustinv.models import MODELS
+from robustinv.training import ModelSpec, prepare_model
 
 USER_MODULE = '''
 from torch import nn

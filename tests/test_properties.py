@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from robustinv import metrics
 from robustinv.suite import SuiteError, parse_suite
-from robustinv.worst_case import Outcome, worst_case
+from robustinv.judge.worst_case import Outcome, worst_case
 
 CLASSES = 5
 

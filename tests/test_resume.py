@@ -23,7 +23,7 @@ import torch
 from conftest import TINY_SUITE, write_suite
 from robustinv.attacks import Attack
 from robustinv.data import load_dataset
-from robustinv.models import prepare_models
+from robustinv.training import prepare_models
 from robustinv.paths import cache_dir
 from robustinv.records import TIMING_COLUMNS, ResultRow, RunResult
 from robustinv.report.tables import rows_frame

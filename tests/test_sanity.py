@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from robustinv.records import ResultRow
-from robustinv.sanity import Flag, check_rows
+from robustinv.judge.sanity import Flag, check_rows
 
 BASE = ResultRow(
     run_id="r", dataset="d", model="m", defense="standard", attack="fgsm", norm="linf", eps=0.1, n=10, clean_acc=0.9,

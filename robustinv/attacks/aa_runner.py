@@ -10,7 +10,7 @@ gradients, Square beating the white-box attacks) and its per-attack robust accur
 through its logger. `run_reference` captures those records and returns them as diagnostics:
 `checks` (which check spoke, and its message) and `log` (robust accuracy after each member).
 Whether a check means something is wrong is decided later, with calibration, in
-`robustinv.sanity`.
+`robustinv.judge.sanity`.
 """
 
 from __future__ import annotations

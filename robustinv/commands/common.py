@@ -19,8 +19,19 @@ BASELINE_HELP = "A previous run folder the policy's max_drop rules compare again
 
 
 def load_suite_file(suite_path: Path) -> tuple[robustinv.Suite, Path]:
-    """The suite in `suite_path` and the folder its relative paths are resolved against."""
-    return robustinv.load_suite(suite_path), suite_path.resolve().parent
+    """The suite in `suite_path` and the folder its relative paths are resolved against.
+
+    Also checks what the suite names that only the engine knows (its executor), with the file and key.
+    """
+    from robustinv.run.executors import EXECUTORS
+    from robustinv.suite import SuiteError
+
+    suite = robustinv.load_suite(suite_path)
+    try:
+        EXECUTORS.checked_name(suite.executor)
+    except ValueError as exc:
+        raise SuiteError(f"{suite_path}: executor: {exc}") from None
+    return suite, suite_path.resolve().parent
 
 
 def pct(value: float) -> str:

@@ -33,8 +33,8 @@ def explain_command(suite_path: Path, model_name: str, defense: str, out: Path, 
     GANs are cached like the other generators: running it again only measures.
     """
     from robustinv.interpret.gan import ExplainerRecipe, ExplainMode
-    from robustinv.interpret.job import ExplainRequest, explain_model
-    from robustinv.interpret.outputs import write_explained
+    from robustinv.jobs.explain import ExplainRequest, explain_model
+    from robustinv.jobs.explain_outputs import write_explained
     from robustinv.report.explainer import render_explainer
 
     suite, base_dir = load_suite_file(suite_path)

@@ -28,7 +28,7 @@ def generate_command(suite_path: Path, model_name: str, defense: str, n: int, ou
 
     Samples stream to OUT in shards; running the same command again continues an interrupted run.
     """
-    from robustinv.inversion.jobs import generate_samples
+    from robustinv.jobs.inversion import generate_samples
 
     suite, base_dir = load_suite_file(suite_path)
     shards = -(-n // shard_size)
@@ -54,7 +54,7 @@ def generate_command(suite_path: Path, model_name: str, defense: str, n: int, ou
 @handle_errors
 def invert_command(suite_path: Path, model_name: str, out: Path, per_class: int, steps: int) -> None:
     """Free inversion: a PNG grid per class of what the model believes that class looks like."""
-    from robustinv.inversion.jobs import invert_model
+    from robustinv.jobs.inversion import invert_model
     from robustinv.report.images import save_grid
 
     suite, base_dir = load_suite_file(suite_path)

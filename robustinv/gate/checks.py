@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from robustinv.gate.policy import FRACTION_METRICS, TOLERANCE, Policy, Rule
-from robustinv.records import INTERVAL_METRICS, GateVerdict, ResultRow, RuleOutcome
-from robustinv.sanity import check_rows
+from robustinv.records import INTERVAL_METRICS, GateVerdict, ResultRow, RuleOutcome, model_label
+from robustinv.judge.sanity import check_rows
 
 
 def gate_run(
@@ -151,4 +151,4 @@ def outcome_summary(outcome: RuleOutcome) -> str:
 
 def _label(row: ResultRow) -> str:
     """The row as people name it: `model[defense] attack ε=0.3`."""
-    return f"{row.model}[{row.defense}] {row.attack} ε={row.eps:g}"
+    return f"{model_label(row.model, row.defense)} {row.attack} ε={row.eps:g}"

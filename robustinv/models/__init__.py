@@ -1,8 +1,7 @@
-"""Models: the zoo, user-supplied architectures and weights, and their preparation."""
+"""Models: the zoo, user-supplied architectures, the checked forward every call goes through, features."""
 
-from robustinv.models.prepare import PreparedModel, prepare_model, prepare_models
-from robustinv.models.spec import ModelSpec
+from robustinv.models.prepared import PreparedModel
 from robustinv.models.user import model_builder
 from robustinv.models.zoo import MODELS, ZooNet
 
-__all__ = ["MODELS", "ModelSpec", "PreparedModel", "ZooNet", "model_builder", "prepare_model", "prepare_models"]
+__all__ = ["MODELS", "PreparedModel", "ZooNet", "model_builder"]

@@ -11,13 +11,13 @@ from robustinv.records.grids import SampleGrid
 from robustinv.records.parsing import RecordError, row_from_dict
 from robustinv.records.rows import (
     CLEAN, COLUMNS, GUARD_SUFFIXES, INTERVAL_COLUMNS, INTERVAL_METRICS, TIMING_COLUMNS, WORST_CASE, ResultRow,
-    TargetCell, json_safe, reserved_label_problem, row_record, rows_digest,
+    TargetCell, json_safe, model_label, reserved_label_problem, row_record, rows_digest,
 )
 from robustinv.records.runs import RunInfo, RunResult
 
 __all__ = [
     "CLEAN", "COLUMNS", "GUARD_SUFFIXES", "INTERVAL_COLUMNS", "INTERVAL_METRICS", "STORED_KINDS", "TIMING_COLUMNS",
     "WORST_CASE", "CellKind", "CellResult", "Explanation", "GateLevel", "GateVerdict", "RecordError", "ResultRow", "RuleOutcome",
-    "RunInfo", "RunResult", "SampleGrid", "TargetCell", "json_safe", "reserved_label_problem", "row_from_dict",
+    "RunInfo", "RunResult", "SampleGrid", "TargetCell", "json_safe", "model_label", "reserved_label_problem", "row_from_dict",
     "row_record", "rows_digest",
 ]

@@ -22,6 +22,11 @@ CLEAN = "clean"  # the attack name of the unperturbed sample grid
 GUARD_SUFFIXES: tuple[str, ...] = ("-guard", "-transfer", "-unbounded")
 
 
+def model_label(model: str, defense: str) -> str:
+    """How robustinv names a (model, defense): `lenet5`, or `lenet5[pgd_at]` for a defended reference."""
+    return model if defense == "standard" else f"{model}[{defense}]"
+
+
 def reserved_label_problem(label: str) -> str | None:
     """Why an attack label would collide with a row the harness names itself; None when it is free."""
     if label in (CLEAN, WORST_CASE):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from robustinv.records import Explanation
+from robustinv.records import Explanation, model_label
 from robustinv.report.plots import new_figure, plain_text, png_bytes, show_image
 
 _CELL = 0.85  # inches per image
@@ -81,7 +81,7 @@ def layer_drift(explanations: Sequence[Explanation], *, title: str) -> bytes:
     fig = new_figure((5.0, 3.0))
     ax = fig.add_subplot(1, 1, 1)
     for explained in explanations:
-        label = explained.model if explained.defense == "standard" else f"{explained.model}[{explained.defense}]"
+        label = model_label(explained.model, explained.defense)
         depths = range(1, len(explained.layer_drift) + 1)
         ax.plot(list(depths), list(explained.layer_drift), marker="o", markersize=4, label=plain_text(label))
     layers = max((len(e.layer_drift) for e in explanations), default=1)

@@ -6,6 +6,7 @@ ablation of each conditioning map; maps per second against captum. Text from sui
 
 from __future__ import annotations
 
+from robustinv.records import model_label
 from robustinv.records.explainer import ExplainerOutcome, ModeOutcome
 from robustinv.report.markdown import escape
 
@@ -14,7 +15,7 @@ SIDES = ("clean", "adversarial")
 
 def render_explainer(outcome: ExplainerOutcome) -> str:
     """explain.md: what each explainer GAN learned, how it compares and how fast it is."""
-    label = outcome.model if outcome.defense == "standard" else f"{outcome.model}[{outcome.defense}]"
+    label = model_label(outcome.model, outcome.defense)
     lines = [
         f"### robustinv explain: {escape(label)} on {escape(outcome.dataset)}", "",
         f"Maps of the predicted class on {outcome.n_heldout} held-out inputs, clean and under "

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from robustinv.records import WORST_CASE, ResultRow
 from robustinv.report import plots
-from robustinv.sanity import EXPLANATIONS, Flag
+from robustinv.judge.sanity import EXPLANATIONS, Flag
 
 _MISSING = "–"
 

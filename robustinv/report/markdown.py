@@ -16,7 +16,7 @@ from pathlib import Path
 
 from robustinv.errors import RobustinvError
 from robustinv.gate import outcome_summary
-from robustinv.records import WORST_CASE, GateVerdict, ResultRow, RuleOutcome
+from robustinv.records import WORST_CASE, GateVerdict, ResultRow, RuleOutcome, model_label
 from robustinv.text import printable
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that act inside a
@@ -68,7 +68,7 @@ def _worst_case_lines(rows: Sequence[ResultRow]) -> list[str]:
     notes = [(row, text) for row in worst for text in (*row.config.get("findings", ()), *row.config.get("notes", ()))]
     if notes:
         lines.append("")
-        lines += [f"- {escape(row.model)}\\[{escape(row.defense)}\\] ε={row.eps:g}: {escape(text)}" for row, text in notes]
+        lines += [f"- {escape(model_label(row.model, row.defense))} ε={row.eps:g}: {escape(text)}" for row, text in notes]
     return [*lines, ""]
 
 

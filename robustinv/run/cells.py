@@ -31,7 +31,7 @@ from robustinv.run import setting as workspace
 from robustinv.run.plan import CellSpec
 from robustinv.run.setting import RunSetting
 from robustinv.runtime import model_device, predict_logits
-from robustinv.sanity import Flag
+from robustinv.judge.sanity import Flag
 from robustinv.store import ModelRecord
 
 log = logging.getLogger(__name__)

@@ -23,22 +23,22 @@ import torch
 from robustinv.attacks import ATTACKS, AttackConfig, Norm
 from robustinv.data import Dataset, load_dataset
 from robustinv.errors import RobustinvError
-from robustinv.models.prepare import identify_model
+from robustinv.training.prepare import identify_model
 from robustinv.paths import cache_dir
 from robustinv.records import CellKind, CellResult, ResultRow, RunInfo, RunResult, SampleGrid, TargetCell, rows_digest
 from robustinv.run.cells import Prepared
 from robustinv.run.executors import EXECUTORS, ExecutorOptions
-from robustinv.run.guarding import guard_plan
+from robustinv.judge.guard_plan import guard_plan
 from robustinv.run.journal import Journal
 from robustinv.run.plan import KeyBasis, Plan, build_plan
 from robustinv.run.schedule import Outcome, Progress, run_plan
 from robustinv.run.setting import RunSetting
 from robustinv.runtime import resolve_device, set_threads
-from robustinv.sanity import check_rows
+from robustinv.judge.sanity import check_rows
 from robustinv.store import RunStatus, Store
 from robustinv.suite import Suite, suite_key
-from robustinv.verdict import ModelOutcomes, verdict_rows
-from robustinv.worst_case import Outcome as AttackOutcome
+from robustinv.judge.verdict import ModelOutcomes, verdict_rows
+from robustinv.judge.worst_case import Outcome as AttackOutcome
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ def run_suite(
 def _run(suite: Suite, *, base_dir: Path | None, store: Store | None, out_dir: Path | None, executor: str | None,
          address: str | None, workers: int | None, progress: Progress | None) -> RunResult:
     started = datetime.now(timezone.utc)
+    name = executor or suite.executor
+    executor_type = EXECUTORS.get(name)  # an unknown name fails before any data is read
     key = suite_key(suite)
     set_threads(suite.threads)
     device = resolve_device(suite.device.value)
@@ -94,8 +96,7 @@ def _run(suite: Suite, *, base_dir: Path | None, store: Store | None, out_dir: P
                      found_versions, suite.explained)
     guard = guard_plan(suite.guard, attacks, [m.defense for _, m in identities], len(y))
     plan = build_plan(suite, identities, attacks, basis, guard)
-    name = executor or suite.executor
-    runner = EXECUTORS.get(name)(ExecutorOptions(
+    runner = executor_type(ExecutorOptions(
         threads=suite.threads, workers=workers, address=address, gpus_per_cell=1.0 if device.type == "cuda" else 0.0,
     ))
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from robustinv.attacks import ATTACKS, Attack, AttackConfig
 from robustinv.checkpoints import content_key
-from robustinv.models.prepare import ModelIdentity
-from robustinv.records import STORED_KINDS, CellKind
-from robustinv.run.guarding import GuardPlan
+from robustinv.training.prepare import ModelIdentity
+from robustinv.records import STORED_KINDS, CellKind, model_label
+from robustinv.judge.guard_plan import GuardPlan
 from robustinv.runtime import derive_seed
 from robustinv.suite import Suite
 
@@ -35,7 +35,7 @@ class ModelRef:
 
     @property
     def label(self) -> str:
-        return self.name if self.defense == "standard" else f"{self.name}[{self.defense}]"
+        return model_label(self.name, self.defense)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ import torch
 
 from robustinv.data import Dataset, load_dataset
 from robustinv.errors import DataError, ModelError, RobustinvError
-from robustinv.models import PreparedModel, prepare_model
+from robustinv.models import PreparedModel
+from robustinv.training import prepare_model
 from robustinv.models.features import logits_and_features
 from robustinv.training.loop import EpochMonitor
 from robustinv.runtime import model_device, predict_logits, resolve_device, set_threads

@@ -1,7 +1,12 @@
-"""Training of the models under test and of the defended references, one loop for every recipe."""
+"""How a model gets its weights: given files, or one training loop for every recipe and defense, cached by content."""
 
 from robustinv.training.defenses import DEFENSES, Defense
 from robustinv.training.loop import train
+from robustinv.training.prepare import ModelIdentity, identify_model, prepare_model, prepare_models
 from robustinv.training.recipe import AdversarialRecipe, InnerAttack, TrainRecipe
+from robustinv.training.spec import ModelSpec
 
-__all__ = ["DEFENSES", "AdversarialRecipe", "Defense", "InnerAttack", "TrainRecipe", "train"]
+__all__ = [
+    "DEFENSES", "AdversarialRecipe", "Defense", "InnerAttack", "ModelIdentity", "ModelSpec", "TrainRecipe",
+    "identify_model", "prepare_model", "prepare_models", "train",
+]

@@ -6,8 +6,7 @@
 `trades`          CE(f(x), y) + β·KL(f(x) ‖ f(x*)), x* maximizing the KL (Zhang et al. 2019)
 """
 
-from robustinv.training.defenses.base import DEFENSES, Defense, Terms  # first: the defenses' modules import models
+from robustinv.training.defenses import consistency_at, pgd_at, standard, trades  # noqa: F401  (fill the registry)
+from robustinv.training.defenses.base import DEFENSES, Defense, Terms, recipe_key
 
-from robustinv.training.defenses import consistency_at, pgd_at, standard, trades  # noqa: E402, F401  (fill the registry)
-
-__all__ = ["DEFENSES", "Defense", "Terms"]
+__all__ = ["DEFENSES", "Defense", "Terms", "recipe_key"]

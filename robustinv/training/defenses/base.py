@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +17,14 @@ Terms = dict[str, torch.Tensor]
 
 
 class Defense(ABC):
-    """One training objective; `adversarial` objectives need an `AdversarialRecipe`."""
+    """One training objective; `adversarial` objectives need an `AdversarialRecipe`.
 
-    adversarial = True
+    `hyperparameters` names the recipe fields only this objective reads (TRADES' β); the other
+    defenses' own fields stay out of its cache key, so changing β retrains `trades` alone.
+    """
+
+    adversarial: ClassVar[bool] = True
+    hyperparameters: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def loss(
@@ -31,6 +37,13 @@ class Defense(ABC):
 
 
 DEFENSES: Registry[type[Defense]] = Registry("defense")
+
+
+def recipe_key(defense: str, recipe: TrainRecipe) -> dict[str, Any]:
+    """The recipe fields that determine `defense`'s weights: the shared ones and its own hyper-parameters."""
+    others = {name for other in DEFENSES.names() if other != defense for name in DEFENSES.get(other).hyperparameters}
+    own = set(DEFENSES.get(defense).hyperparameters)
+    return {key: value for key, value in recipe.model_dump(mode="json").items() if key not in others - own}
 
 
 def ce_adversarial(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, recipe: TrainRecipe) -> torch.Tensor:

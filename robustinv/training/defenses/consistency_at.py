@@ -16,6 +16,8 @@ from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
 class ConsistencyAt(Defense):
     """Adversarial training with a consistency loss tying clean and adversarial penultimate features."""
 
+    hyperparameters = ("consistency_weight",)
+
     def prepare(self, model: nn.Module, name: str) -> None:
         logits_and_features(model, name)  # raises ModelError when there is no penultimate layer
 

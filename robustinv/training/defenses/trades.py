@@ -16,6 +16,8 @@ from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
 class Trades(Defense):
     """TRADES: clean cross-entropy plus β·KL between clean and adversarial outputs."""
 
+    hyperparameters = ("trades_beta",)
+
     def loss(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, recipe: TrainRecipe
     ) -> tuple[torch.Tensor, Terms]:

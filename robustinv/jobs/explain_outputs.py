@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from robustinv.files import atomic_write
-from robustinv.interpret.job import ExplainerRun
+from robustinv.jobs.explain import ExplainerRun
 from robustinv.report.attention_plots import MapRow, map_grid
 from robustinv.report.explainer import render_explainer
 from robustinv.report.folder_json import json_bytes

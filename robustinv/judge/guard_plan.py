@@ -3,7 +3,7 @@
 The guard checks the suite's `iterated` Linf attack at its largest ε (PGD): it runs a
 `strengthened` copy of it (more steps, random restarts) unless a `step_size_free` attack
 (AutoAttack's APGD) already runs at that ε, replays the attack's examples crafted on a standard
-surrogate (transfer), and runs an ε = 1 PGD that should break everything. See `robustinv.guard`
+surrogate (transfer), and runs an ε = 1 PGD that should break everything. See `robustinv.judge.guard`
 for what the evidence means.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from robustinv.attacks import Attack, AttackConfig, Norm
 from robustinv.attacks.pgd import PgdConfig
-from robustinv.guard import UNBOUNDED_EPS, GuardConfig
+from robustinv.judge.guard import UNBOUNDED_EPS, GuardConfig
 from robustinv.records import GUARD_SUFFIXES
 
 log = logging.getLogger(__name__)

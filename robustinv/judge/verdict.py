@@ -3,7 +3,7 @@
 Runs after the sanity checks over every row of a run. For each (model, defense, norm, ε) it
 combines the per-input outcomes of every attack cell (suite attacks, the guard's stronger PGD and
 transfer attack, generators) into a `worst_case` row, adds the convergence notes and masking
-findings of `robustinv.guard` to that row's config, and flags the worst-case row and the
+findings of `robustinv.judge.guard` to that row's config, and flags the worst-case row and the
 white-box rows of the group `masking?` when there is a finding. The worst case carries every
 flag of the rows it combines: it is only as trustworthy as they are.
 """
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
-from robustinv.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
+from robustinv.judge.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
 from robustinv.records import WORST_CASE, ResultRow
-from robustinv.sanity import MASKING_REFERENCE_FLAGS, Flag
-from robustinv.worst_case import Outcome, WorstCase, worst_case
+from robustinv.judge.sanity import MASKING_REFERENCE_FLAGS, Flag
+from robustinv.judge.worst_case import Outcome, WorstCase, worst_case
 
 
 @dataclass

@@ -19,33 +19,19 @@ from robustinv.checkpoints import (
 from robustinv.data import Dataset
 from robustinv.errors import ModelError
 from robustinv.models.checked import CheckedModel, Probe, probe
-from robustinv.models.spec import ModelSpec
+from robustinv.models.prepared import PreparedModel
 from robustinv.models.user import import_builder
 from robustinv.models.zoo import MODELS
+from robustinv.records import model_label
 from robustinv.runtime import kernel_profile, model_device, seed_everything
+from robustinv.training.defenses.base import recipe_key
 from robustinv.training.loop import EpochMonitor, train
 from robustinv.training.recipe import TrainRecipe
+from robustinv.training.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class PreparedModel:
-    """A model ready to attack (behind `CheckedModel`), with where it came from and how long training took."""
-
-    name: str
-    module: nn.Module
-    fingerprint: str
-    source: str  # "trained", "cache", "weights" or "torchscript"
-    train_seconds: float
-    defense: str = "standard"
-    randomized: bool = False  # identical forward passes in eval mode differ (see `robustinv.models.checked`)
-
-    @property
-    def label(self) -> str:
-        return self.name if self.defense == "standard" else f"{self.name}[{self.defense}]"
 
 
 def prepare_models(
@@ -99,7 +85,7 @@ class ModelIdentity:
 
     @property
     def label(self) -> str:
-        return self.name if self.defense == "standard" else f"{self.name}[{self.defense}]"
+        return model_label(self.name, self.defense)
 
 
 def identify_model(
@@ -130,7 +116,7 @@ def identify_model(
         "kind": "model", "format": CHECKPOINT_FORMAT, "arch": spec.arch, "arch_kwargs": spec.arch_kwargs,
         "arch_source": code, "dataset": dataset.fingerprint,
         "input_shape": dataset.input_shape, "num_classes": dataset.num_classes,
-        "recipe": recipe.model_dump(mode="json"), "seed": seed,
+        "recipe": recipe_key(defense, recipe), "seed": seed,
         "kernels": kernel_profile(device),  # CPU and CUDA kernels, and CPU thread counts, train different weights
     }
     if defense != "standard":

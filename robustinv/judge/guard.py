@@ -31,7 +31,7 @@ from enum import Enum
 from pydantic import Field
 
 from robustinv.config import Config
-from robustinv.worst_case import WorstCase
+from robustinv.judge.worst_case import WorstCase
 
 UNBOUNDED_EPS = 1.0  # Linf ε that lets an attack replace the whole image
 
