@@ -22,7 +22,6 @@ from pyautoattack import AutoAttack
 from robustinv import load_suite
 from robustinv.attacks.aa_runner import AA_NORMS, run_reference
 from robustinv.attacks.base import Norm
-from robustinv.data import load_dataset
 from robustinv.training import prepare_model
 from robustinv.paths import cache_dir
 from robustinv.runtime import resolve_device
@@ -42,7 +41,7 @@ def main() -> int:
     config = row["config"]
     suite = load_suite(args.suite)
     spec = next(m for m in suite.models if m.name == row["model"])
-    dataset = load_dataset(suite.dataset.name, suite.dataset.root, download=False)
+    dataset = suite.dataset.model_copy(update={"download": False}).load()
     device = resolve_device(suite.device.value)
     prepared = prepare_model(spec, dataset, seed=suite.seed, device=device, cache_dir=suite.cache_dir or cache_dir(),
                              base_dir=args.suite.resolve().parent, defense=args.defense)

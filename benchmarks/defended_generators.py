@@ -5,11 +5,14 @@
 Runs every attack of the suite on the same images of each (model, defense) and prints, per attack,
 its gradient budget per input (`grad_evals`), robust accuracy, single-shot success, the verified
 adversarial samples it delivered (candidates that fool the model on inputs it gets right) and on
-how many distinct inputs, their feature diversity on the inputs every attack broke at least twice,
-and verified samples per CPU-second. Then the per-input worst case over all of them, the
-generator's success against its refinement steps r and its held-out training curve, and
-`robustinv generate`'s production for as long as the reference PGD took. Ratios come from one run
-on one machine, the only comparison that means anything on a noisy one.
+how many distinct inputs, their diversity (feature cosine on the inputs every attack broke at
+least twice; wrong classes reached per broken input; pixel L2 among the fooling samples), and
+verified samples per CPU-second. Each refined generator is paired with the same refinement from
+uniform random starts (`random-rN`): the draws as starts against random starts at an equal
+gradient budget. Then the per-input worst case over all of them, the generator's success against
+its refinement steps r and its held-out training curve, and `robustinv generate`'s production
+for as long as the reference PGD took, against every PGD row. Ratios come from one run on one
+machine, the only comparison that means anything on a noisy one.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from robustinv import load_suite, metrics
 from robustinv.attacks import ATTACKS, AttackContext
 from robustinv.attacks.inversion import Inversion, InversionConfig
 from robustinv.inversion.production import ProductionRequest, produce
+from robustinv.inversion.refine import refine
+from robustinv.measures.spread import classes_reached, fooled_pairwise_l2
 from robustinv.models import PreparedModel
 from robustinv.models.features import logits_and_features
 from robustinv.run.plan import cell_seed
@@ -47,6 +52,14 @@ class Measured:
     features: torch.Tensor  # (k, N, d)
     seconds: float
     robust: torch.Tensor  # (N,)
+    pred: torch.Tensor  # (k, N)
+    l2: float  # mean pairwise pixel L2 among the fooling samples of an input
+
+    @property
+    def classes(self) -> float:
+        """Wrong classes reached per broken input."""
+        broken = self.fooled.any(0)
+        return float(classes_reached(self.pred, self.fooled, 10)[broken].double().mean()) if broken.any() else math.nan
 
     @property
     def verified(self) -> int:
@@ -66,8 +79,29 @@ def measure(label: str, model: PreparedModel, output, x: torch.Tensor, y: torch.
             logits, phi = forward(sample)
             preds.append(logits.argmax(1))
             features.append(phi.flatten(1))
-    fooled = (torch.stack(preds) != y) & correct
-    return Measured(label, grad_evals, fooled, torch.stack(features), output.seconds, correct & ~fooled.any(0))
+    pred = torch.stack(preds)
+    fooled = (pred != y) & correct
+    l2 = fooled_pairwise_l2(output.samples, fooled)
+    l2_mean = float(l2[~l2.isnan()].mean()) if (~l2.isnan()).any() else math.nan
+    return Measured(label, grad_evals, fooled, torch.stack(features), output.seconds, correct & ~fooled.any(0),
+                    pred, l2_mean)
+
+
+@dataclass
+class Drawn:
+    samples: torch.Tensor
+    seconds: float
+
+
+def random_starts(config: InversionConfig, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+                  seed: int) -> Drawn:
+    """The inversion attack's refinement (same steps, step size, loss and early stop) from uniform random starts."""
+    start = time.perf_counter()
+    k = config.samples_per_input
+    noise = torch.empty(k, *x.shape).uniform_(-eps, eps, generator=torch.Generator().manual_seed(seed))
+    samples = refine(model, x, (x[None] + noise).clamp(0, 1), y, eps=eps, steps=config.refine_steps,
+                     step_size=config.step_size(eps), batch_size=config.batch_size)
+    return Drawn(samples, time.perf_counter() - start)
 
 
 def pct(value: float) -> str:
@@ -91,6 +125,10 @@ def run_model(suite, defense: str, r_grid: list[int], base_dir: Path) -> None:
         rows.append(measure(config.display_name, model, output, x, y, correct, attack.grad_evals()))
         if isinstance(attack, Inversion):
             inversions.append((attack, seed))
+            if attack.config.refine_steps:  # the same refinement from random starts: what the draws add
+                output = random_starts(attack.config, model.module, x, y, eps, seed)
+                rows.append(measure(f"random-r{attack.config.refine_steps}", model, output, x, y, correct,
+                                    attack.grad_evals()))
             if attack.config.refine_steps and attack.config.refine_loss == "margin":  # the same generator, aimed
                 aimed = Inversion(config.model_copy(update={"refine_loss": "aimed"}))
                 output = aimed.run(model.module, x, y, eps, seed=seed, context=context)
@@ -99,14 +137,15 @@ def run_model(suite, defense: str, r_grid: list[int], base_dir: Path) -> None:
     print(f"\n{model.label} on {data.name}, n={n}, ε={eps:g}: clean {pct(float(correct.double().mean()))}")
     both = torch.stack([(m.fooled.sum(0) >= 2) for m in rows]).all(0)
     header = f"{'attack':22} {'grad/in':>7} {'robust':>8} {'per-cand':>8} {'verified':>8} {'inputs':>6} " \
-             f"{'div cos':>7} {'div same':>8} {'seconds':>8} {'verified/s':>10} {'× ref':>6}"
+             f"{'div cos':>7} {'div same':>8} {'classes':>7} {'pix L2':>6} {'seconds':>8} {'verified/s':>10} {'× ref':>6}"
     print(header + "\n" + "-" * len(header))
     for m in rows:
         over_all = metrics.fooled_pairwise_cosine(m.features, m.fooled)
         same = metrics.fooled_cosine_per_input(m.features, m.fooled)[both].mean() if both.any() else math.nan
         print(f"{m.label:22} {m.grad_evals:7.0f} {pct(float(m.robust.double().mean())):>8} "
               f"{pct(float(m.fooled[:, correct].double().mean())):>8} {m.verified:8d} {int(m.fooled.any(0).sum()):6d} "
-              f"{over_all:7.3f} {float(same):8.3f} {m.seconds:8.1f} {m.per_s:10.2f} {m.per_s / reference.per_s:6.1f}")
+              f"{over_all:7.3f} {float(same):8.3f} {m.classes:7.2f} {m.l2:6.2f} {m.seconds:8.1f} {m.per_s:10.2f} "
+              f"{m.per_s / reference.per_s:6.1f}")
     worst = torch.stack([m.robust for m in rows]).all(0)
     print(f"worst case over these attacks: {pct(float(worst.double().mean()))}; "
           f"'div same' is over the {int(both.sum())} inputs every attack broke at least twice")
@@ -117,7 +156,8 @@ def run_model(suite, defense: str, r_grid: list[int], base_dir: Path) -> None:
               f"(kept step {training.kept_step}, {training.seconds:.0f}s)")
         if r_grid:
             refinement_curve(attack, seed, model, context, x, y, correct, eps, r_grid)
-        production(attack, seed, model, data, x, y, eps, budget=reference.seconds, reference=reference)
+        pgd_rows = [m for m, config in zip(rows, _labels(suite, rows)) if config == "pgd"]
+        production(attack, seed, model, data, x, y, eps, budget=reference.seconds, references=pgd_rows or [reference])
 
 
 def refinement_curve(attack: Inversion, seed: int, model: PreparedModel, context: AttackContext, x, y, correct,
@@ -137,8 +177,14 @@ def refinement_curve(attack: Inversion, seed: int, model: PreparedModel, context
                   f"{metrics.fooled_pairwise_cosine(m.features, m.fooled):7.3f} {m.seconds:8.1f} {m.per_s:10.2f}")
 
 
+def _labels(suite, rows: list[Measured]) -> list[str]:
+    """The attack name behind each measured row (rows the script adds take their generator's)."""
+    names = {a.display_name: a.name for a in suite.attacks}
+    return [names.get(m.label, "derived") for m in rows]
+
+
 def production(attack: Inversion, seed: int, model: PreparedModel, data, x, y, eps: float, *, budget: float,
-               reference: Measured) -> None:
+               references: list[Measured]) -> None:
     """`robustinv generate`'s shards on the same images for as long as the reference attack took."""
     config = attack.config
     request = ProductionRequest(suite="bench", model=model.name, model_fingerprint=model.fingerprint,
@@ -171,9 +217,11 @@ def production(attack: Inversion, seed: int, model: PreparedModel, data, x, y, e
             seen.update(pd.read_csv(csv)["source_index"].tolist())
     verified = shards * request.shard_size
     print(f"  generate ({config.refine_steps} refine steps): {verified} verified samples of {len(seen)} distinct "
-          f"inputs in {seconds:.0f}s = {verified / seconds:.1f}/s; {reference.label} in {reference.seconds:.0f}s: "
-          f"{reference.verified} of {int(reference.fooled.any(0).sum())} inputs = {reference.per_s:.1f}/s "
-          f"({verified / seconds / reference.per_s:.1f}×)")
+          f"inputs in {seconds:.0f}s = {verified / seconds:.1f}/s")
+    for reference in references:
+        print(f"    {reference.label} in {reference.seconds:.0f}s: {reference.verified} of "
+              f"{int(reference.fooled.any(0).sum())} inputs = {reference.per_s:.2f}/s "
+              f"(generate: {verified / seconds / reference.per_s:.1f}×)")
 
 
 def main() -> int:

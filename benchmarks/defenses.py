@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustinv import load_suite, run_suite
-from robustinv.data import load_dataset
 from robustinv.training import prepare_model
 from robustinv.paths import cache_dir
 from robustinv.records import ResultRow
@@ -99,7 +98,7 @@ def main() -> int:
 
     suite = load_suite(args.suite)
     base_dir = args.suite.resolve().parent
-    dataset = load_dataset(suite.dataset.name, suite.dataset.root, download=suite.dataset.download)
+    dataset = suite.dataset.load()
     spec = suite.models[0]
     device = resolve_device(suite.device.value)
     curves = {}

@@ -1,7 +1,9 @@
 """robustinv: how robust is this classifier release, where does it break, did it get worse.
 
-    from robustinv import load_suite, run_suite
-    result = run_suite(load_suite(Path("benchmarks/quickstart.toml")))
+    import robustinv
+    result = robustinv.evaluate(model, (x_test, y_test), eps=[0.1, 0.3])     # the model in hand
+    result = robustinv.run_suite(robustinv.load_suite(Path("benchmarks/quickstart.toml")))  # a suite
+    verdict = robustinv.gate(result, "gate.toml")
 
 The public names load on first use (PEP 562), so the records, the store, the gate and the
 reports, which need no torch, import without it.
@@ -19,6 +21,7 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
+    from robustinv.api import evaluate, gate
     from robustinv.attacks import ATTACKS, build_attack
     from robustinv.data import DATASETS, load_dataset
     from robustinv.errors import RobustinvError
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 # Public name → the module that defines it.
 _SOURCES: dict[str, str] = {
+    "evaluate": "robustinv.api", "gate": "robustinv.api",
     "ATTACKS": "robustinv.attacks", "build_attack": "robustinv.attacks",
     "DATASETS": "robustinv.data", "load_dataset": "robustinv.data",
     "RobustinvError": "robustinv.errors",
@@ -43,7 +47,7 @@ _SOURCES: dict[str, str] = {
 
 __all__ = [
     "ATTACKS", "DATASETS", "DEFENSES", "MODELS", "RobustinvError", "RunResult", "Suite", "__version__",
-    "build_attack", "load_dataset", "load_suite", "model_builder", "parse_suite", "prepare_model", "prepare_models", "run_suite",
+    "build_attack", "evaluate", "gate", "load_dataset", "load_suite", "model_builder", "parse_suite", "prepare_model", "prepare_models", "run_suite",
     "train",
 ]
 

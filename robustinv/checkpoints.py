@@ -6,11 +6,13 @@ Nothing here unpickles arbitrary objects: weights come from safetensors, from
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import pickle
 import pickletools
 import re
+import stat
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -60,13 +62,43 @@ def load_checkpoint(stem: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     weights, meta = checkpoint_files(stem)
     if not (weights.is_file() and meta.is_file()):
         return None
-    return load_state_file(weights), json.loads(meta.read_text())
+    try:
+        config = json.loads(meta.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"cached checkpoint {meta} is damaged ({first_line(exc)}); delete it to train again") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"cached checkpoint {meta} is damaged (not a JSON object); delete it to train again")
+    return load_state_file(weights), config
+
+
+def file_problem(path: Path) -> str | None:
+    """Why `path` is no regular file to read a model from (missing, a symlink loop, a folder, a FIFO, a device)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return "does not exist" + (" (a symlink to nowhere)" if path.is_symlink() else "")
+    except OSError as exc:
+        return "is a symlink loop" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                 (stat.S_ISSOCK, "a socket"))
+        kind = next((name for test, name in kinds if test(info.st_mode)), "a special file")
+        return f"is {kind}, not a regular file"
+    return None
+
+
+def check_model_file(path: Path, what: str) -> None:
+    """Refuse, before reading a byte, a `what` (weights, TorchScript) file that is no regular file."""
+    problem = file_problem(path)
+    if problem is not None:
+        raise ModelError(f"{what} file {path} {problem}")
 
 
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors or a `torch.save`d dict of tensors, always onto the CPU."""
-    if not path.is_file():
-        raise ModelError(f"weights file {path} does not exist")
+    check_model_file(path, "weights")
     if path.suffix == ".safetensors":
         try:
             return load_file(str(path), device="cpu")

@@ -18,7 +18,7 @@ from robustinv.data.spec import DatasetSpec
 from robustinv.errors import RobustinvError, UnknownNameError
 from robustinv.judge.guard import GuardConfig
 from robustinv.training.spec import ModelSpec
-from robustinv.paths import resolve_path
+from robustinv.paths import folder_problem, resolve_path
 from robustinv.records import reserved_label_problem
 from robustinv.tomlfile import read_toml
 from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
@@ -34,6 +34,9 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+MAX_THREADS = 1024  # torch threads per cell; far more makes OpenMP fail to start its threads (a crash, no message)
+MAX_SEED = 2**63 - 1  # seeds are non-negative 64-bit integers
+
 DEFAULT_EXPLAINED = 100  # inputs per attack cell whose attention is measured, unless a suite says otherwise
 
 
@@ -41,10 +44,11 @@ class Suite(Config):
     """A declarative benchmark: one dataset, models (with their defenses), attacks with their ε grids, a seed."""
 
     name: str = Field(min_length=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds everything; what torch, NumPy and the store hold")
     device: Device = Device.auto
     eval_batch_size: int = Field(512, ge=1)
-    threads: int = Field(1, ge=1, description="torch threads per cell; part of every result's key (see kernel_profile)")
+    threads: int = Field(1, ge=1, le=MAX_THREADS,
+                         description="torch threads per cell; part of every result's key (see kernel_profile)")
     executor: str = Field("serial", min_length=1, description="where cells run: serial, process or ray "
                           "(--executor overrides); checked where the run starts, with the other executors listed")
     n_explain: int | None = Field(None, ge=0, description=f"inputs per attack cell whose attention is measured "
@@ -56,6 +60,14 @@ class Suite(Config):
     guard: GuardConfig = Field(default_factory=GuardConfig)
 
     _resolve = field_validator("cache_dir")(resolve_path)
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_is_a_folder(cls, path: Path | None) -> Path | None:
+        problem = None if path is None else folder_problem(path)
+        if problem is not None:
+            raise ValueError(problem)
+        return path
 
     @property
     def explained(self) -> int:

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import sysconfig
 import tempfile
 import traceback
 from collections.abc import Callable
@@ -37,6 +38,7 @@ EXIT_GATE_FAILED = 1
 EXIT_INPUT = 2
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+_PACKAGE = Path(__file__).resolve().parent
 
 
 class Terminated(KeyboardInterrupt):
@@ -92,13 +94,34 @@ def handle_errors(command: F) -> F:
             sys.exit(EXIT_INTERRUPTED)
         except click.ClickException:
             raise  # usage errors: click prints them and exits 2
+        except SystemExit as exc:
+            caller = user_code_exit(exc)
+            if caller is None:
+                raise  # robustinv's own exits (a failed gate)
+            say(f"error: user code called sys.exit({exc.code!r}) at {caller}; a model, its builder or a module "
+                "a suite imports must raise an exception instead", err=True)
+            sys.exit(EXIT_INPUT)
         except Exception as exc:  # a robustinv bug: never exit 1, which CI reads as a failed gate
             log = _write_traceback(exc)
-            say(f"internal error: {type(exc).__name__}: {first_line(exc)} (traceback in {log}; "
-                "please report it)", err=True)
+            kind = getattr(exc, "remote_type", type(exc).__name__)  # a bug inside a worker process: its own type
+            say(f"internal error: {kind}: {first_line(exc)} (traceback in {log}; please report it)", err=True)
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+def user_code_exit(exc: SystemExit) -> str | None:
+    """Where code outside robustinv raised `exc` (`file:line`), or None when robustinv raised it itself.
+
+    The innermost frame outside Python's own library is the one that called `sys.exit` (or
+    `exit()`); robustinv ends a command early only from its own modules.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    library = sysconfig.get_paths()["stdlib"]
+    caller = next((f for f in reversed(frames) if not f.filename.startswith(library)), None)
+    if caller is None or Path(caller.filename).resolve().is_relative_to(_PACKAGE):
+        return None
+    return f"{caller.filename}:{caller.lineno}"
 
 
 def _write_traceback(exc: BaseException) -> Path:

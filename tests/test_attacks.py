@@ -19,6 +19,7 @@ FAST: dict[str, dict[str, Any]] = {
     "square": {"queries": 300},
     "fab": {"steps": 10, "restarts": 2},
     "inversion": {"samples_per_input": 4, "train": {"steps": 150, "batch_size": 32, "eval_every": 150}},
+    "cascade": {"members": {"fgsm": 1, "apgd": 5, "apgd-t": 5, "square": 100}},
 }
 N = 64
 # FAB's first restart starts at the input itself; its random restarts run only on the inputs that

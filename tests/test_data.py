@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import struct
+import tracemalloc
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.lib.format as npy
 import pytest
 import torch
 
 from robustinv.data import Dataset, from_arrays, load_dataset
 from robustinv.data.idx import read_idx
+from robustinv.data.limits import MAX_VALUES
 from robustinv.errors import DataError
 
 from conftest import SHARED_DATA, needs_shared
@@ -133,3 +140,112 @@ def test_shared_mnist_loads_offline() -> None:
     data = load_dataset("mnist", SHARED_DATA, download=False)
     assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
     assert data.y_test[:5].tolist() == [7, 2, 1, 0, 4]
+
+
+# Files that inflate: headers are checked first, and a file is read no further than its header promises -----
+
+BOMB_ZEROS = 64 << 20  # what the bombs below inflate to beyond their 20 images
+
+
+def idx_bomb(path: Path, shape: tuple[int, ...] = (20, 8, 8), trailing: int = BOMB_ZEROS) -> Path:
+    """A gzipped IDX file whose header promises `shape` and whose body inflates `trailing` zero bytes further."""
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(bytes([0, 0, 0x08, len(shape)]) + b"".join(struct.pack(">I", d) for d in shape))
+        handle.write(np.zeros((20, 8, 8), np.uint8).tobytes())
+        zeros = bytes(1 << 20)
+        for _ in range(trailing // len(zeros)):
+            handle.write(zeros)
+    return path
+
+
+def peak_bytes(work: Callable[[], object]) -> int:
+    """The most memory Python and NumPy held at once while `work` ran (NumPy reports its arrays to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        work()
+    except DataError:
+        pass
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def test_an_idx_file_larger_than_its_header_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    bomb = idx_bomb(tmp_path / "train-images-idx3-ubyte.gz")
+    assert bomb.stat().st_size < BOMB_ZEROS // 100, "a real bomb: a small file that inflates a lot"
+    with pytest.raises(DataError, match=r"holds more than its header promises \(1280 bytes of \(20, 8, 8\)\)"):
+        read_idx(bomb)
+    assert peak_bytes(lambda: read_idx(bomb)) < 4 << 20  # it was the whole 64 MB (and 3.6 GB for 1.5 GB)
+
+
+def test_an_idx_header_promising_too_many_values_is_refused_before_reading(tmp_path: Path) -> None:
+    promising = idx_bomb(tmp_path / "x.gz", shape=(23_437_500, 8, 8), trailing=0)  # 1.5 G values
+    with pytest.raises(DataError, match=f"reads at most {MAX_VALUES:,} per array"):
+        read_idx(promising)
+    assert peak_bytes(lambda: read_idx(promising)) < 4 << 20
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_reads_what_its_header_promises_in_any_byte_order(tmp_path: Path, gz: bool) -> None:
+    values = np.arange(-12, 12, dtype=">i4").reshape(2, 12)
+    data = bytes([0, 0, 0x0C, 2]) + struct.pack(">II", 2, 12) + values.tobytes()
+    path = tmp_path / ("v.gz" if gz else "v")
+    path.write_bytes(gzip.compress(data) if gz else data)
+    read = read_idx(path)
+    assert read.dtype == np.dtype("int32") and read.dtype.isnative and np.array_equal(read, values)
+    path.write_bytes(gzip.compress(data + b"\x00") if gz else data + b"\x00")
+    with pytest.raises(DataError, match="holds more than its header promises"):
+        read_idx(path)
+
+
+def npz_with(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+def promising(shape: tuple[int, ...], body: int) -> bytes:
+    """An .npy member whose header promises `shape` of float32 and whose body holds `body` zero bytes."""
+    stream = io.BytesIO()
+    npy.write_array_header_1_0(stream, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return stream.getvalue() + bytes(body)
+
+
+def test_an_npz_member_promising_too_many_values_is_refused_before_reading(tmp_path: Path) -> None:
+    path = npz_with(tmp_path / "d.npz", {"x.npy": promising((10**9, 1, 8, 8), 1 << 20),
+                                         "y.npy": npy_bytes(np.arange(40) % 10)})
+    with pytest.raises(DataError, match=r"'x' of shape \(1000000000, 1, 8, 8\), 64,000,000,000 values"):
+        load_dataset("npz", path)  # it was a MemoryError: an internal error
+
+
+def test_an_npz_reads_only_its_arrays_and_no_further_than_their_headers(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).random((40, 1, 8, 8), dtype=np.float32)
+    path = npz_with(tmp_path / "d.npz", {"x.npy": npy_bytes(x) + bytes(BOMB_ZEROS),
+                                         "y.npy": npy_bytes(np.arange(40) % 10),
+                                         "junk.npy": promising((BOMB_ZEROS // 4,), BOMB_ZEROS)})
+    assert path.stat().st_size < BOMB_ZEROS // 200
+    data = load_dataset("npz", path)
+    assert len(data.y_train) + len(data.y_test) == 40
+    assert peak_bytes(lambda: load_dataset("npz", path)) < 16 << 20  # it read the 64 MB junk member whole
+
+
+def test_labels_of_one_class_are_refused_before_training() -> None:
+    x = np.zeros((4, 1, 2, 2), np.float32)
+    with pytest.raises(DataError, match="a classifier needs at least 2"):
+        from_arrays("one", x, np.zeros(4, np.int64), x, np.zeros(4, np.int64))  # ART refused it after training
+
+
+@pytest.mark.parametrize("make", ["fifo", "folder", "device"])
+def test_an_npz_root_that_is_no_regular_file_is_named(tmp_path: Path, make: str) -> None:
+    path = tmp_path / "d.npz"
+    {"fifo": lambda: os.mkfifo(path), "folder": path.mkdir, "device": lambda: path.symlink_to("/dev/zero")}[make]()
+    expected = {"fifo": "is a FIFO", "folder": "is a folder", "device": "character device"}[make]
+    with pytest.raises(DataError, match=expected):
+        load_dataset("npz", path)

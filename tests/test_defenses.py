@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from robustinv.attacks import build_attack
 from robustinv.data import Dataset
 from robustinv.errors import RobustinvError
-from robustinv.gate import Policy, Rule, evaluate_gate
+from robustinv.gating import Policy, Rule, evaluate_gate
 from robustinv.judge.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
 from robustinv.judge.worst_case import Outcome, worst_case
 from robustinv.metrics import feature_consistency, robust_accuracy

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import multiprocessing
+import os
+import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +16,22 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from cli import main
 from conftest import write_suite
+from robustinv.errors import ModelError
+from robustinv.models.checked import ModelCallError
+from robustinv.records import CellKind
+from robustinv.run.executors import ExecutorOptions
+from robustinv.run.executors.failures import CellCrash, CellFailure, capture
+from robustinv.run.executors.pool import Pool
+from robustinv.run.plan import CellSpec, ModelRef
+from robustinv.run.setting import RunSetting
 from robustinv.attacks.fgsm import Fgsm
 from robustinv.errors import RobustinvError
 from robustinv.records import TIMING_COLUMNS, RunResult
-from robustinv.report.tables import rows_frame
+from robustinv.records.tables import rows_frame
 from robustinv.run import run_suite
 from robustinv.store import RunStatus, Store
 from robustinv.suite import Suite, load_suite
@@ -200,11 +214,12 @@ def killer_suite(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Suite:
     return load_suite(write_suite(folder, text))
 
 
-def test_a_worker_killed_mid_cell_is_replaced_and_the_cell_retried(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_worker_killed_mid_cell_is_replaced_and_the_cell_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capfd: pytest.CaptureFixture[str]) -> None:
     suite = killer_suite(tmp_path, monkeypatch)
     result = run_suite(suite, base_dir=tmp_path, executor="process", workers=2)
     assert (tmp_path / "killed").exists(), "a worker was killed"
+    assert "Traceback" not in capfd.readouterr().err, "no worker prints a traceback when the pool closes"
     reference = run_suite(suite, base_dir=tmp_path)  # loads the model the killed run trained
     pd.testing.assert_frame_equal(frame(result).drop(columns="model_source"),
                                   frame(reference).drop(columns="model_source"), check_exact=True)
@@ -294,3 +309,147 @@ def test_a_worker_whose_driver_is_gone_before_it_starts_exits(driver: str, exit_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == exit_code, done.stderr
     assert ("started" in done.stdout) == (exit_code == 0)
+
+
+# Errors inside workers: whatever a user model does ends as one line naming it; only robustinv's bugs are exit 3 ----
+
+WORKER_MODELS = '''
+import logging
+import os
+import sys
+
+from torch import nn
+
+from robustinv import model_builder
+from robustinv.models.zoo import smallcnn
+
+SAID = []
+
+
+class Net(nn.Module):
+    how = "fine"
+
+    def __init__(self):
+        super().__init__()
+        self.net = smallcnn((1, 8, 8), 10)
+
+    def forward(self, x):
+        if len(x) > 8 and self.how == "raise":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        if len(x) > 8 and self.how == "exit":
+            sys.exit(3)
+        if len(x) > 8 and self.how == "die":
+            os._exit(3)
+        if len(x) > 8 and self.how == "talk" and not SAID:
+            SAID.append(True)
+            logging.getLogger("robustinv.test_worker").warning("worker %d saw a batch", os.getpid())
+        return self.net(x)
+
+
+@model_builder
+def build(how: str = "fine") -> nn.Module:
+    net = Net()
+    net.how = how
+    return net
+'''
+
+
+def worker_suite(folder: Path, how: str) -> Suite:
+    """A one-model suite whose user model, on any batch larger than the probe's, does what `how` says."""
+    (folder / "workermodels.py").write_text(WORKER_MODELS, encoding="utf-8")
+    text = with_cache(EXECUTOR_SUITE, folder / "cache")
+    text = text.replace('name = "smallcnn"\ndefenses = ["standard", "pgd_at"]',
+                        f'name = "m"\narch = "workermodels:build"\narch_kwargs = {{ how = "{how}" }}')
+    return load_suite(write_suite(folder, text[: text.index("[[attacks]]\nname = \"pgd\"")]))
+
+
+def a_spec() -> CellSpec:
+    return CellSpec(key="k" * 20, kind=CellKind.prepare, model=ModelRef(0, "m", "standard", "fp"))
+
+
+def test_a_cell_failure_crosses_a_process_boundary_and_keeps_whose_it_was(tmp_path: Path) -> None:
+    setting = RunSetting(worker_suite(tmp_path, "fine"), "key", "run", tmp_path, None, 1)
+
+    def raising(exc: BaseException) -> Any:
+        def run() -> None:
+            raise exc
+        return capture(setting, a_spec(), run)
+
+    unpicklable = ModelCallError("model 'm' failed on a batch of 64 images", "RuntimeError: x")
+    with pytest.raises(TypeError):
+        pickle.loads(pickle.dumps(unpicklable))  # what broke the process pool
+    failure = pickle.loads(pickle.dumps(raising(unpicklable)))
+    assert isinstance(failure, CellFailure) and failure.blame == "model"
+    error = failure.exception()
+    assert isinstance(error, ModelError) and str(error) == "model 'm' failed on a batch of 64 images"
+    bug = pickle.loads(pickle.dumps(raising(ZeroDivisionError("a robustinv bug")))).exception()
+    assert isinstance(bug, CellCrash) and not isinstance(bug, RobustinvError)
+    assert bug.remote_type == "ZeroDivisionError" and "Traceback" in str(bug.__cause__)
+    exited = raising(SystemExit(3)).exception()
+    assert isinstance(exited, ModelError)
+    assert "model 'm' called sys.exit(3) in cell kkkkkkkkkkkk (prepare m)" in str(exited)
+    with pytest.raises(KeyboardInterrupt):
+        raising(KeyboardInterrupt())
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("raise", "model 'm' failed on a batch of"),
+    ("exit", "model 'm' called sys.exit(3) in cell"),
+    ("die", "model 'm': the worker process running cell"),
+])
+def test_a_user_model_failing_in_a_worker_process_is_the_models_error(tmp_path: Path, how: str, message: str) -> None:
+    suite = worker_suite(tmp_path, how)
+    with pytest.raises(ModelError, match=re.escape(message)):  # exit 3 (an unpicklable error, a dead worker) before
+        run_suite(suite, base_dir=tmp_path, executor="process", workers=1)
+
+
+def test_worker_log_records_reach_the_driver_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    suite = worker_suite(tmp_path, "talk")
+    with caplog.at_level(logging.WARNING, logger="robustinv"):
+        run_suite(suite, base_dir=tmp_path, executor="process", workers=1)
+    said = [r.getMessage() for r in caplog.records if r.name == "robustinv.test_worker"]
+    assert said and all(f"worker {os.getpid()} " not in line for line in said), said
+
+
+def test_a_missing_ray_is_refused_before_any_data_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` finds when Ray is not installed
+    suite, db = write_suite(tmp_path, EXECUTOR_SUITE), tmp_path / "runs.db"
+    result = CliRunner().invoke(main, ["run", str(suite), "--out", str(tmp_path / "out"), "--executor", "ray",
+                                       "--store", str(db)])
+    assert result.exit_code == 2 and "needs Ray, which is not installed" in result.stderr, result.stderr
+    assert "dataset" not in result.stderr and "Traceback" not in result.stderr
+    with Store(db) as store:
+        assert store.history() == [], "a refused run is no failed run"
+
+
+@pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed")
+def test_ray_reports_user_model_failures_and_forwards_worker_logs(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for how, message in (("raise", "model 'm' failed on a batch of"), ("exit", "model 'm' called sys.exit(3)"),
+                             ("die", "died (its Ray worker crashed)")):
+            folder = tmp_path / how
+            folder.mkdir()
+            with pytest.raises(ModelError, match=re.escape(message)):
+                run_suite(worker_suite(folder, how), base_dir=folder, executor="ray")
+        (tmp_path / "talk").mkdir()
+        with caplog.at_level(logging.WARNING, logger="robustinv"):
+            run_suite(worker_suite(tmp_path / "talk", "talk"), base_dir=tmp_path / "talk", executor="ray")
+    finally:
+        ray.shutdown()
+    assert any(r.name == "robustinv.test_worker" for r in caplog.records)
+
+
+def test_closing_the_pool_leaves_no_worker_starting_up() -> None:
+    """A worker still starting when the pool closed printed a traceback after the driver exited (a SemLock gone)."""
+    before = set(multiprocessing.active_children())
+    executor = Pool(ExecutorOptions(workers=2))
+    executor.start()
+    assert executor._pool is not None
+    first, second = (executor._pool.submit(os.getpid) for _ in range(2))  # the second may start a second worker
+    first.result(timeout=300)
+    executor.close()
+    assert set(multiprocessing.active_children()) - before == set(), "close() returned before its workers ended"

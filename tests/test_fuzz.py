@@ -1,4 +1,4 @@
-"""Fuzzing what users and editors hand robustinv: npz arrays and run files.
+"""Fuzzing what users and editors hand robustinv: npz arrays, run files, baseline folders and cell artifacts.
 
 Whatever they hold, the answer is a valid record or one clear RobustinvError, never another
 exception; and a run file that loads passes through the gate without one either.
@@ -7,8 +7,11 @@ exception; and a run file that loads passes through the gate without one either.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
+import sqlite3
+from contextlib import ExitStack, closing
 from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any
@@ -18,15 +21,19 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.numpy import save as save_tensors
 
+from robustinv.commands.gate import load_baseline
 from robustinv.data import load_dataset
 from robustinv.errors import DataError, RobustinvError
-from robustinv.gate import Policy, Rule, gate_run
+from robustinv.gating import Policy, Rule, gate_run
 from robustinv.records import (
-    GateLevel, GateVerdict, RecordError, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid,
+    CellKind, CellResult, GateLevel, GateVerdict, RecordError, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid,
+    rows_digest,
 )
 from robustinv.report import report_files
 from robustinv.report.rundir import GATE_JSON, RESULTS_JSON, SAMPLES_JSON, SAMPLES_TENSORS, parse_run, record_files
+from robustinv.store import RunStatus, Store
 
 # --- npz arrays ----------------------------------------------------------------------------------
 
@@ -238,3 +245,88 @@ def test_a_forged_column_never_passes_the_gate(column: str, forgery: str, value:
         return
     verdict = gate_run(POLICY, run.rows, policy_name="p.toml", baseline=[ROW, AUTOATTACK, WORST], baseline_name="b")
     assert not verdict.passed, f"{forgery} {column} = {value!r} passed the gate"
+
+
+# --- cell artifacts --------------------------------------------------------------------------------
+
+CELL_ROW = replace(ROW, n=4)
+CELL = CellResult(CELL_ROW, np.array([True, False, True, True]), x_adv=np.zeros((4, 1, 2, 2), np.float32))
+
+
+@st.composite
+def damaged(draw: st.DrawFn, original: bytes) -> bytes:
+    """The artifact's bytes cut, flipped, grown, or replaced by another valid safetensors file of any arrays."""
+    how = draw(st.sampled_from(["cut", "flip", "grow", "arrays"]))
+    if how == "cut":
+        return original[: draw(st.integers(0, len(original) - 1))]
+    if how == "flip":
+        at = draw(st.integers(0, len(original) - 1))
+        return original[:at] + bytes([original[at] ^ draw(st.integers(1, 255))]) + original[at + 1:]
+    if how == "grow":
+        return original + draw(st.binary(min_size=1, max_size=16))
+    names = st.sampled_from(["robust", "x_adv", "grid_images", "other"])
+    return save_tensors(draw(st.dictionaries(names, arrays().map(np.ascontiguousarray), min_size=1, max_size=3)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), restamped=st.booleans())
+def test_a_damaged_cell_artifact_is_computed_again_never_trusted_or_crashing(
+    tmp_path: Path, data: st.DataObject, restamped: bool,
+) -> None:
+    """Whatever the artifact holds, the cell loads as committed or not at all; `restamped`: its digest rewritten too."""
+    with Store(tmp_path / "s.db") as store:
+        run, _ = store.open_run(run_id="r1", suite="tiny", suite_key="k", out_dir=tmp_path / "out", started="t")
+        store.commit_cell(run.run_id, "k", CellKind.attack, CELL)
+        artifact = tmp_path / "out" / "cells" / "k.safetensors"
+        original = artifact.read_bytes()
+        changed = data.draw(damaged(original))
+        artifact.write_bytes(changed)
+        if restamped:  # as if the store's row had been rewritten to match: only the shape checks stand
+            with closing(sqlite3.connect(store.path)) as db, db:
+                db.execute("UPDATE cells SET artifact_digest = ?", (hashlib.sha256(changed).hexdigest(),))
+        loaded = store.load_cell("r1", "k")
+    if loaded is None:
+        return
+    assert restamped or changed == original, "a changed artifact was reused"
+    assert loaded.robust.dtype == np.bool_ and loaded.robust.shape == (CELL_ROW.n,)
+    assert loaded.x_adv is None or (loaded.x_adv.dtype == np.float32 and len(loaded.x_adv) == CELL_ROW.n)
+
+
+# --- baseline folders ------------------------------------------------------------------------------
+
+def baseline_folder(root: Path, results: bytes) -> Path:
+    folder = root / "baseline"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in {**FILES, RESULTS_JSON: results}.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(results=edited(RESULTS_JSON), known=st.booleans())
+def test_an_edited_baseline_is_refused_or_verified_or_said_unverified(tmp_path: Path, results: bytes,
+                                                                       known: bool) -> None:
+    """A baseline folder is read strictly, checked against a store that recorded it, and gated without a crash."""
+    folder = baseline_folder(tmp_path / ("known" if known else "unknown"), results)
+    store_path = folder.parent / "s.db"
+    original = parse_run(FILES, folder).rows
+    if known and not store_path.exists():
+        with Store(store_path) as store:
+            store.open_run(run_id="r1", suite="tiny", suite_key="k", out_dir=folder, started="t")
+            store.finish_run("r1", RunStatus.finished, results_digest=rows_digest(original))
+    with ExitStack() as stack:
+        opened = stack.enter_context(Store(store_path)) if known else None
+        try:
+            found = load_baseline(str(folder), opened, store_path, suite="tiny", judged_dir=tmp_path / "judged",
+                                  judged_run="judged")
+        except RobustinvError as exc:
+            assert "\n" not in str(exc)
+            return
+    assert found is not None
+    if known:
+        assert found.provenance.verified and rows_digest(found.rows) == rows_digest(original), "an edit got through"
+    else:
+        assert not found.provenance.verified
+    verdict = gate_run(POLICY, [replace(r, run_id="judged") for r in original], policy_name="p", baseline=found.rows,
+                       baseline_name="b", provenance=(found.provenance,))
+    assert len(verdict.outcomes) == 2 and verdict.verified == known

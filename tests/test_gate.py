@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml, TestSuite
 
-from robustinv.gate import Policy, PolicyError, Rule, evaluate_gate, load_policy
+from robustinv.attacks import ATTACKS
+from robustinv.gating import Policy, PolicyError, Rule, evaluate_gate, load_policy
+from robustinv.judge.derived import ATTACK_CAPABILITIES
 from robustinv.records import GateLevel, GateVerdict, ResultRow
 from robustinv.report.junit import render_junit
 from robustinv.report.markdown import append_step_summary, render_summary
@@ -148,7 +150,7 @@ def test_junit_counts_failures_and_keeps_warnings_out_of_them() -> None:
     )
     xml = JUnitXml.fromstring(render_junit(verdict).encode("utf-8"))
     (suite,) = [s for s in xml if isinstance(s, TestSuite)]
-    assert suite.name == "robustinv.gate" and suite.tests == 3 and suite.failures == 1
+    assert suite.name == "robustinv.gating" and suite.tests == 3 and suite.failures == 1
     cases = list(suite)
     assert [c.name for c in cases] == [o.rule for o in verdict.outcomes]
     assert [c.is_passed for c in cases] == [True, False, True]
@@ -204,3 +206,13 @@ def test_a_rule_on_the_lower_bound_fails_where_the_measured_value_passes() -> No
 def test_an_interval_bound_needs_an_accuracy() -> None:
     with pytest.raises(ValueError, match="bound = 'low' needs an accuracy"):
         Rule(metric="success_rate", max=0.1, bound="low")
+
+
+@pytest.mark.parametrize("name", ATTACKS.names())
+def test_the_light_capability_table_matches_every_registered_attack(name: str) -> None:
+    """The gate derives capabilities from attack names without importing the attacks; the table must agree."""
+    assert ATTACK_CAPABILITIES.get(name) == frozenset(ATTACKS.get(name).capabilities())
+
+
+def test_the_light_capability_table_names_only_registered_attacks() -> None:
+    assert sorted(ATTACK_CAPABILITIES) == ATTACKS.names()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -98,20 +101,68 @@ def test_malformed_policy_exits_2_before_running(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_baseline_drop_beyond_allowed_points_fails(run_dir: Path, tmp_path: Path) -> None:
-    import json
-
-    baseline = Path(shutil.copytree(run_dir, tmp_path / "baseline"))
-    payload = json.loads((baseline / "results.json").read_text(encoding="utf-8"))
+def edit_rows(folder: Path, change: Callable[[dict[str, Any]], None], run_id: str | None = None) -> None:
+    """Change every row of the folder's results.json (and, given `run_id`, rename its run)."""
+    payload = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     for row in payload["results"]:
-        row["robust_acc"] = min(1.0, row["robust_acc"] + 0.05)  # the baseline was 5 points more robust
-    (baseline / "results.json").write_text(json.dumps(payload), encoding="utf-8")
+        change(row)
+        row["run_id"] = run_id or row["run_id"]
+    payload["run"]["run_id"] = run_id or payload["run"]["run_id"]
+    (folder / "results.json").write_text(json.dumps(payload), encoding="utf-8")
+    (folder / "gate.json").unlink(missing_ok=True)
+
+
+def more_robust(row: dict[str, Any]) -> None:
+    row["robust_acc"] = min(row["clean_acc"], row["robust_acc"] + 0.05)  # the baseline was 5 points more robust
+
+
+def test_baseline_drop_beyond_allowed_points_fails(run_dir: Path, tmp_path: Path) -> None:
+    baseline = Path(shutil.copytree(run_dir, tmp_path / "baseline"))
+    edit_rows(baseline, more_robust, run_id="an-earlier-run")
     folder = copy_of(run_dir, tmp_path)
+    no_store = ("--store", str(tmp_path / "none.db"))  # nothing to verify against: the edit cannot be told
     drop = policy(tmp_path, '[[rules]]\nmetric = "robust_acc"\nattack = "fgsm"\nmax_drop = 2.0\n')
-    code, _, stderr = invoke("gate", str(folder), "--policy", str(drop), "--baseline", str(baseline))
+    code, _, stderr = invoke("gate", str(folder), "--policy", str(drop), "--baseline", str(baseline), *no_store)
     assert code == 1 and "drop" in stderr
     loose = policy(tmp_path, '[[rules]]\nmetric = "robust_acc"\nattack = "fgsm"\nmax_drop = 6.0\n')
-    assert invoke("gate", str(folder), "--policy", str(loose), "--baseline", str(baseline))[0] == 0
+    code, _, stderr = invoke("gate", str(folder), "--policy", str(loose), "--baseline", str(baseline), *no_store)
+    assert code == 0 and "gate: UNVERIFIED: " in stderr and not (tmp_path / "none.db").exists()
+    assert "baseline run an-earlier-run: no results store at" in stderr
+
+
+def test_a_baseline_is_checked_against_the_store_like_the_judged_run(run_dir: Path, tmp_path: Path) -> None:
+    """A copy of a real baseline edited to robust_acc = 0 made every max_drop rule pass."""
+    baseline = Path(shutil.copytree(run_dir, tmp_path / "baseline"))  # the store knows its run
+    edit_rows(baseline, lambda row: row.__setitem__("robust_acc", 0.0))
+    folder = copy_of(run_dir, tmp_path)
+    edit_rows(folder, lambda row: None, run_id="judged")  # a run the store does not know, judged against it
+    drop = policy(tmp_path, '[[rules]]\nmetric = "robust_acc"\nmax_drop = 0.0\n')
+    before = (folder / "results.json").read_bytes()
+    code, _, stderr = invoke("gate", str(folder), "--policy", str(drop), "--baseline", str(baseline))
+    assert code == 2 and f"{baseline / 'results.json'} does not match run" in stderr, stderr
+    assert (folder / "results.json").read_bytes() == before and "Traceback" not in stderr
+    code, _, stderr = invoke("gate", str(folder), "--policy", str(drop), "--baseline", str(folder))
+    assert code == 2 and "that is the folder of the run being judged" in stderr
+    code, _, stderr = invoke("gate", str(copy_of(run_dir, tmp_path / "again")), "--policy", str(drop),
+                             "--baseline", str(run_dir))
+    assert code == 2 and "the run being judged" in stderr, "a copy of the judged run is no baseline either"
+
+
+def test_the_verdict_says_whether_it_verified_the_rows(run_dir: Path, tmp_path: Path) -> None:
+    folder = copy_of(run_dir, tmp_path)
+    code, _, stderr = invoke("gate", str(folder), "--policy", str(policy(tmp_path, PASSING)))
+    assert code == 0 and "gate: verified: run " in stderr and "match the digest the results store" in stderr
+    assert json.loads((folder / "gate.json").read_text(encoding="utf-8"))["verified"] is True
+    code, _, stderr = invoke("gate", str(folder), "--policy", str(policy(tmp_path, PASSING)),
+                             "--store", str(tmp_path / "none.db"))
+    assert code == 0, stderr
+    gate = json.loads((folder / "gate.json").read_text(encoding="utf-8"))
+    assert gate["verified"] is False and "no results store at" in gate["verification"]
+    assert "gate: UNVERIFIED: run " in stderr
+    suite = next(iter(JUnitXml.fromfile(str(folder / "junit.xml"))))
+    assert {p.name: p.value for p in suite.properties()}["verification"].startswith("unverified: run")
+    assert "**Rows not verified**" in (folder / "summary.md").read_text(encoding="utf-8")
+    assert "Rows not verified" in (folder / "report.html").read_text(encoding="utf-8")
 
 
 def test_missing_metric_fails_closed(run_dir: Path, tmp_path: Path) -> None:
@@ -168,8 +219,32 @@ def test_history_and_last_passing_baseline(tmp_path: Path) -> None:
     code, out, _ = invoke("history", "--store", db)
     assert code == 0 and "gate PASS" in out and "smallcnn [standard]" in out and "worst robust" in out
     drop = policy(tmp_path, '[[rules]]\nmetric = "robust_acc"\nmax_drop = 0.0\n')
+    code, _, stderr = invoke("gate", str(tmp_path / "a"), "--policy", str(drop), "--baseline", "last-pass",
+                             "--store", db)
+    assert code == 2 and "holds no run of suite 'tiny' whose gate passed, besides the run being judged" in stderr
+    code, _, stderr = invoke("run", suite, "--out", str(tmp_path / "a"), "--gate", str(drop),
+                             "--baseline", "last-pass", "--store", db)
+    assert code == 2 and "besides the run being judged" in stderr, "a rerun into a's folder is a's run again"
     code, _, stderr = invoke("run", suite, "--out", str(tmp_path / "b"), "--gate", str(drop),
                              "--baseline", "last-pass", "--store", db)
     assert code == 0, stderr  # same suite and seed: no drop against the last passing run
     assert str(tmp_path / "a") in (tmp_path / "b" / "junit.xml").read_text(encoding="utf-8")
+    assert "gate: verified: run " in stderr and "; baseline run " in stderr
+    code, _, stderr = invoke("gate", str(tmp_path / "b"), "--policy", str(drop), "--baseline", "last-pass",
+                             "--store", db)
+    assert code == 0 and "baseline run" in stderr, "b's own verdict is not its baseline: a is"
+    assert str(tmp_path / "a") in (tmp_path / "b" / "junit.xml").read_text(encoding="utf-8")
     assert invoke("history", "--store", db, "--model", "nope")[1].strip() == "no runs of model 'nope'"
+
+    # Renamed in every row, made as robust as it is accurate, its verdict deleted: the store knows the folder.
+    run_a = tmp_path / "a"
+    payload = json.loads((run_a / "results.json").read_text(encoding="utf-8"))
+    payload["run"]["run_id"] = "forged"
+    for row in payload["results"]:
+        row.update(run_id="forged", robust_acc=row["clean_acc"])
+    (run_a / "results.json").write_text(json.dumps(payload), encoding="utf-8")
+    (run_a / "gate.json").unlink()
+    strict = policy(tmp_path, '[[rules]]\nmetric = "robust_acc"\nattack = "worst_case"\nmin = 0.5\n')
+    code, _, stderr = invoke("gate", str(run_a), "--policy", str(strict), "--store", db)
+    assert code == 2 and "holds run 'forged', which the results store" in stderr and "recorded run" in stderr
+    assert not (run_a / "gate.json").exists()

@@ -5,33 +5,45 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
+import sqlite3
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import xml.etree.ElementTree as ET
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pandas as pd
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 from junitparser import JUnitXml
+from pydantic import BaseModel, ValidationError
 from safetensors.torch import load_file, save_file
 
 from cli import main
 from conftest import TINY_SUITE, write_suite
 from test_resume import committed_cells
+from robustinv.attacks import ATTACKS
 from robustinv.attacks.fgsm import Fgsm
+from robustinv.checkpoints import load_checkpoint, load_state_file, save_checkpoint
 from robustinv.data import load_dataset
-from robustinv.errors import ModelError
+from robustinv.config import Config
+from robustinv.errors import ModelError, RobustinvError
+from robustinv.paths import cache_dir
+from robustinv.records import reserved_label_problem
 from robustinv.models.checked import CheckedModel
 from robustinv.store import RunStatus, Store, StoreError
+from robustinv.suite import SuiteError, load_suite, parse_suite
+from robustinv.training.spec import ModelSpec
 
 ROBUSTINV = Path(sys.executable).parent / "robustinv"
 GATE_READY = TINY_SUITE.replace("steps = 5", "steps = 10")  # a PGD that reaches the ε boundary: no flags
@@ -258,7 +270,7 @@ def test_an_internal_error_exits_3_with_the_traceback_in_a_log(tmp_path: Path, m
     def bug(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("a robustinv bug")
 
-    monkeypatch.setattr("robustinv.run.driver.check_rows", bug)
+    monkeypatch.setattr("robustinv.run.driver.judge", bug)
     code, stdout, stderr = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(tmp_path / "out"),
                                   env={"ROBUSTINV_LOG_DIR": str(tmp_path / "logs")})
     assert code == 3, stderr
@@ -361,3 +373,162 @@ def test_history_reads_a_store_it_cannot_write(tmp_path: Path) -> None:
 def test_the_console_script_is_the_package_entry_point() -> None:
     [script] = [e for e in entry_points(group="console_scripts") if e.name == "robustinv"]
     assert script.value == "robustinv.cli:main"
+
+
+# Class 6 and 8: numbers are numbers, 64-bit and finite; labels read as a reader sees them; files are files --------
+
+def numeric_fields(config_type: type[BaseModel]) -> dict[str, object]:
+    """The fields whose values (or items) must be numbers and accept no text, each with a number written as text."""
+    from robustinv.config import _arms, _item_arms, _takes
+
+    def numeric(arms: list[object]) -> bool:
+        return (int in arms or float in arms) and not any(_takes(arm, str) for arm in arms)
+
+    found: dict[str, object] = {}
+    for name, field in config_type.model_fields.items():
+        if numeric(_arms(field.annotation)):
+            found[name] = "1"
+        elif numeric(_item_arms(field.annotation)):
+            found[name] = {"pgd": "1"} if "dict" in str(field.annotation) else ["0.1"]
+    return found
+
+
+@pytest.mark.parametrize("attack", ATTACKS.names())
+def test_every_numeric_key_of_every_attack_refuses_a_string(attack: str) -> None:
+    config_type = ATTACKS.get(attack).config_type
+    fields = numeric_fields(config_type)
+    assert "eps" in fields and "batch_size" in fields
+    for name, value in fields.items():
+        with pytest.raises(ValidationError) as raised:
+            config_type.model_validate({"name": attack, "eps": [0.1], name: value})
+        problems = [e for e in raised.value.errors() if e["loc"][:1] == (name,)]
+        assert problems and "expected a number, got a string" in problems[0]["msg"], (name, raised.value)
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("seed", 2**64, "does not fit in 64 bits"),
+    ("seed", -1, "greater than or equal to 0"),
+    ("threads", 100_000, "less than or equal to 1024"),
+    ("eval_batch_size", 2**63, "does not fit in 64 bits"),
+    ("eval_batch_size", "512", "expected a number, got a string"),
+    ("seed", 1.5, "integer"),
+])
+def test_suite_numbers_are_strict_and_bounded(key: str, value: object, problem: str) -> None:
+    data = tomllib.loads(TINY_SUITE)
+    with pytest.raises(SuiteError, match=re.escape(problem)):
+        parse_suite({**data, key: value})
+
+
+class Bounds(Config):
+    """A gate rule's kind of fields: optional numbers beside text."""
+
+    metric: str
+    min: float | None = None
+    eps: list[float] = []
+
+
+def test_floats_must_be_finite_and_numbers_no_text() -> None:
+    from robustinv.training.recipe import TrainRecipe
+
+    for value in (math.nan, math.inf):
+        with pytest.raises(ValidationError, match="expected a finite number"):
+            TrainRecipe(lr=value)
+    with pytest.raises(ValidationError, match=re.escape("expected a number, got a string ('0.5')")):
+        Bounds.model_validate({"metric": "clean_acc", "min": "0.5"})
+    with pytest.raises(ValidationError, match=re.escape("expected a number, got a string ('1e-1')")):
+        Bounds.model_validate({"metric": "clean_acc", "eps": [0.2, "1e-1"]})
+    assert Bounds.model_validate({"metric": "1", "min": 1}).min == 1.0  # text stays text, TOML's integers numbers
+
+
+@pytest.mark.parametrize(("label", "problem"), [
+    (" ", "a blank label"), ("", "a blank label"), ("clean ", "reads as 'clean'"),
+    ("Worst_Case", "reads as 'worst_case'"), ("ＣＬＥＡＮ", "reads as 'clean'"), ("PGD-Guard", "'-guard'"),
+    ("\t", "a blank label"),
+])
+def test_reserved_labels_are_compared_as_a_reader_sees_them(label: str, problem: str) -> None:
+    found = reserved_label_problem(label)
+    assert found is not None and problem in found
+    assert reserved_label_problem("pgd-40") is None
+
+
+def test_arch_kwargs_go_only_to_a_callable(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="'smallcnn' is a registered architecture"):
+        ModelSpec(name="smallcnn", arch_kwargs={"width": 8})
+    with pytest.raises(ValidationError, match="drop 'arch', 'arch_kwargs'"):
+        ModelSpec(name="m", torchscript=tmp_path / "m.ts", arch_kwargs={"width": 8})
+    assert ModelSpec(name="m", arch="pkg.nets:build", arch_kwargs={"width": 8}).arch_kwargs == {"width": 8}
+
+
+def test_a_cache_that_is_a_file_is_refused_where_it_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file")
+    monkeypatch.setenv("ROBUSTINV_CACHE", str(blocker / "below"))
+    with pytest.raises(RobustinvError, match=re.escape(f"{blocker} is not a folder")):
+        cache_dir()
+    data = {**tomllib.loads(TINY_SUITE), "cache_dir": str(blocker)}
+    with pytest.raises(SuiteError, match=re.escape(f"cache_dir: {blocker} is not a folder")):
+        parse_suite(data)
+
+
+@pytest.mark.parametrize("make", ["fifo", "loop", "device", "folder", "missing"])
+def test_a_model_file_that_is_no_regular_file_is_named_without_reading_it(tmp_path: Path, make: str) -> None:
+    path = tmp_path / "w.pt"
+    if make == "fifo":
+        os.mkfifo(path)  # reading it would block forever
+    elif make == "loop":
+        path.symlink_to(path)
+    elif make == "device":
+        path.symlink_to("/dev/zero")  # reading it would never end
+    elif make == "folder":
+        path.mkdir()
+    expected = {"fifo": "is a FIFO", "loop": "is a symlink loop", "device": "is a character device",
+                "folder": "is a folder", "missing": "does not exist"}[make]
+    with pytest.raises(ModelError, match=re.escape(f"weights file {path} {expected}")):
+        load_state_file(path)
+
+
+def test_a_damaged_cached_checkpoint_is_an_input_error(tmp_path: Path) -> None:
+    stem = tmp_path / "model"
+    save_checkpoint(stem, {"w": torch.zeros(2)}, {"seed": 1})
+    (tmp_path / "model.json").write_text("{ truncated")
+    with pytest.raises(ModelError, match="is damaged"):
+        load_checkpoint(stem)
+
+
+def test_a_damaged_store_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with Store(path):
+        pass
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = -1")  # robustinv's application id stays: a damaged header, not another file
+    db.close()
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="is damaged: its header says schema -1"):
+            Store(path, readonly=readonly)
+
+
+@pytest.mark.parametrize("manifest", ["{ truncated", "[1, 2]", '{"suite": "x"}', "FIFO"])
+def test_a_damaged_production_manifest_is_refused_before_anything_runs(tmp_path: Path, manifest: str) -> None:
+    from robustinv.inversion.production import check_out_dir
+
+    if manifest == "FIFO":
+        os.mkfifo(tmp_path / "manifest.json")
+    else:
+        (tmp_path / "manifest.json").write_text(manifest)
+    with pytest.raises(RobustinvError, match="manifest"):
+        check_out_dir(tmp_path)
+    assert check_out_dir(tmp_path / "new") is None
+
+
+def test_explain_reports_the_training_images_it_used(tmp_path: Path) -> None:
+    from robustinv.interpret.gan import ExplainerRecipe, ExplainMode
+    from robustinv.jobs.explain import ExplainRequest, explain_model
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.random((40, 1, 8, 8), dtype=np.float32), y=np.arange(40) % 4)
+    text = TINY_SUITE.replace('name = "digits"\nn_eval = 60', f'name = "npz"\nroot = "{tmp_path / "d.npz"}"')
+    suite = load_suite(write_suite(tmp_path, f'cache_dir = "{tmp_path / "cache"}"\n' + text))
+    request = ExplainRequest(suite, "smallcnn", "standard", (ExplainMode.gsft,), None, 5000,
+                             ExplainerRecipe(epochs=1), tmp_path)
+    run = explain_model(request)
+    assert run.outcome.n_train == 32  # the 32 training images of the 80/20 split, not the 5000 asked for

@@ -32,6 +32,12 @@ from robustinv.checkpoints import load_state_file
 from robustinv.errors import ModelError
 
 from conftest import TINY_SUITE
+import hostile_runs as hr
+from hostile_folders import (
+    HOLDING, against_baseline, as_robust_as_accurate, baseline_named, busy, every_row, last_pass_of_itself,
+    on_recorded_run, other_evaluation, pgd_above_fgsm_without_capabilities, pgd_config, renamed, worst_members,
+)
+from robustinv.store.folder_lock import LOCK_NAME
 
 SENTINEL = "sentinel"  # what every payload below tries to create (or, for rmtree, delete)
 
@@ -499,8 +505,132 @@ CASES: dict[str, Case] = {
                                        code=1),
     "robust above clean, unflagged": Case(on_run(edit_results(unflag_robust_above_clean)), "robust>clean", code=1),
     "masking findings, unflagged": Case(on_run(edit_results(hide_findings)), "(masking?)", code=1),
+    # A run folder the results store knows, edited after the run (see tests/hostile_folders.py).
+    "renamed, raised, verdict deleted": Case(on_recorded_run(renamed("forged", as_robust_as_accurate)),
+                                             "holds run 'forged', which the results store"),
+    "renamed only": Case(on_recorded_run(renamed("forged")), "but the store recorded run"),
+    "raised, store knows the run": Case(on_recorded_run(as_robust_as_accurate), "does not match run"),
+    # Baselines: read strictly, checked against the store, never the judged run.
+    "baseline edited, store knows it": Case(against_baseline(as_robust_as_accurate, known=True), "does not match run"),
+    "baseline renamed, store knows its folder": Case(against_baseline(renamed("forged"), known=True),
+                                                     "but the store recorded run"),
+    "baseline robust_acc 1.5": Case(against_baseline(every_row(lambda r: r.__setitem__("robust_acc", 1.5))),
+                                    "baseline/results.json: results[0].robust_acc: 1.5 is outside [0, 1]"),
+    "baseline truncated": Case(against_baseline(raw_results(lambda t: t[: len(t) // 3])), "baseline/results.json: cannot read"),
+    "baseline row of another run": Case(against_baseline(set_row("run_id", "x")), "is not this run"),
+    "baseline gate.json of another run": Case(against_baseline(lambda b: (b / "gate.json").write_text(
+        json.dumps({"run_id": "x", "policy": "p", "outcomes": []}))), "judged run 'x'"),
+    "baseline is the judged folder": Case(baseline_named(lambda folder, run: str(run)),
+                                          "that is the folder of the run being judged"),
+    "baseline holds the judged run": Case(baseline_named(lambda folder, run: str(shutil.copytree(run, folder / "b"))),
+                                          "the run being judged"),
+    "baseline not a run folder": Case(baseline_named(lambda folder, run: str(folder)), "not a run folder"),
+    "baseline missing": Case(baseline_named(lambda folder, run: str(folder / "nowhere")), "not a run folder"),
+    "last-pass without a store": Case(baseline_named(lambda folder, run: "last-pass"), "no results store at"),
+    "last-pass is the judged run": Case(last_pass_of_itself, "whose gate passed, besides the run being judged"),
+    "baseline worst case above an attack": Case(against_baseline(edit_results(worst_above_pgd)),
+                                                "the baseline's row is flagged by the sanity checks", code=1),
+    "baseline names an unknown attack": Case(against_baseline(set_row("config", {"name": "nothing"})),
+                                             "the baseline: ", code=1),
+    # Descriptions the re-checks no longer read, and must agree with the rows.
+    "attack renamed in config": Case(on_run(set_row("config", {"name": "fgsm2"})),
+                                     "which robustinv has not registered", code=1),
+    "attack name removed": Case(on_run(edit_results(lambda p: p["results"][0]["config"].pop("name"))),
+                                "its config names no attack", code=1),
+    "capabilities edited": Case(on_run(every_row(lambda r: r["config"].__setitem__("capabilities", []), "fgsm")),
+                                "but fgsm's are single_step", code=1),
+    "capabilities removed, PGD above FGSM": Case(on_run(edit_results(pgd_above_fgsm_without_capabilities)),
+                                                 "(pgd>fgsm)", code=1),
+    "worst case drops a member": Case(on_run(worst_members(lambda m: m.pop("pgd"))),
+                                      "but the rows at its ε are", code=1),
+    "worst case invents a member": Case(on_run(worst_members(lambda m: m.__setitem__("apgd", 60))),
+                                        "apgd (n=60)", code=1),
+    "worst case member n": Case(on_run(worst_members(lambda m: m.__setitem__("pgd", 5))), "pgd (n=5)", code=1),
+    # A baseline evaluated differently is not compared.
+    "baseline of another n": Case(against_baseline(other_evaluation(lambda r: r.__setitem__("n", 100))),
+                                  "not comparable with the baseline", code=1),
+    "baseline with more restarts": Case(against_baseline(pgd_config("restarts", 3)), "pgd config.restarts 1 vs 3", code=1),
+    "baseline with other steps": Case(against_baseline(pgd_config("steps", 40)), "pgd config.steps 10 vs 40", code=1),
+    "baseline with another seed": Case(against_baseline(other_evaluation(lambda r: r.__setitem__("seed", 7))),
+                                       "evaluated it differently: seed ", code=1),
+    "baseline of other data": Case(against_baseline(other_evaluation(
+        lambda r: r.__setitem__("dataset_fingerprint", "other"))), 'dataset_fingerprint', code=1),
+    # Two commands, one folder: refused while another process writes it.
+    "run into a folder in use": Case(busy(suite(), lambda args: Path(args[args.index("--out") + 1])), "is in use"),
+    "gate on a folder in use": Case(busy(on_run(), lambda args: Path(args[1])), "is in use: a run of suite 'tiny'"),
+    "report on a folder in use": Case(busy(on_run(command="report"), lambda args: Path(args[1])), "is in use"),
+    "baseline folder in use": Case(busy(against_baseline(lambda baseline: None),
+                                        lambda args: Path(args[args.index("--baseline") + 1])), "baseline is in use"),
 }
 
+
+# --- workers, resources, files and numbers (tests/hostile_runs.py) ------------------------------
+CASES.update({
+    # A user model that raises, exits or kills its process: exit 2 naming the model, under every executor.
+    "process: model raises": Case(hr.model_run("workermodels:Misbehaves", *hr.PROCESS),
+                                  "model 'm' failed on a batch of"),
+    "process: model calls sys.exit": Case(hr.model_run("workermodels:Exits", *hr.PROCESS),
+                                          "model 'm' called sys.exit(3) in cell"),
+    "serial: model calls sys.exit": Case(hr.model_run("workermodels:Exits"), "model 'm' called sys.exit(3) in cell"),
+    "process: model calls os._exit": Case(hr.model_run("workermodels:OsExits", *hr.PROCESS),
+                                          "died (exit status 3), also when it ran again"),
+    "process: model kills its worker": Case(hr.model_run("workermodels:KillsItself", *hr.PROCESS),
+                                            "model 'm': the worker process running cell"),
+    "serial: model raises a BaseException": Case(hr.model_run("workermodels:Escapes"),
+                                                 "model 'm' raised Escape (a BaseException, not an Exception)"),
+    "process: model raises a BaseException": Case(hr.model_run("workermodels:Escapes", *hr.PROCESS),
+                                                  "model 'm' raised Escape (a BaseException"),
+    "process: unpicklable error outside forward": Case(hr.model_run("workermodels:TrainRaises", *hr.PROCESS),
+                                                       "model 'm' raised Unpicklable: train and mode (at "),
+    "serial: error outside forward": Case(hr.model_run("workermodels:TrainRaises"), "model 'm' raised Unpicklable"),
+    "model exits on the probe": Case(hr.model_run("workermodels:ExitsOnProbe"), "user code called sys.exit(3) at"),
+    "builder exits": Case(hr.model_run("workermodels:exits_when_built"), "user code called sys.exit(4) at"),
+    "module exits on import": Case(hr.model_run("exits_on_import:build"), "user code called sys.exit(5) at"),
+    # Absurd resource values, refused before any data is read.
+    "threads absurd": Case(hr.suite_run(lambda t: t.replace("seed = 1", "seed = 1\nthreads = 100000")),
+                           "threads: Input should be less than or equal to 1024"),
+    "seed of 2**64": Case(hr.suite_run(lambda t: t.replace("seed = 1", "seed = 18446744073709551616")),
+                          "seed: 18446744073709551616 does not fit in 64 bits"),
+    "negative seed": Case(hr.suite_run(lambda t: t.replace("seed = 1", "seed = -1")),
+                          "seed: Input should be greater than or equal to 0"),
+    "batch size of 2**63": Case(hr.suite_run(lambda t: t.replace("seed = 1", f"seed = 1\neval_batch_size = {2**63}")),
+                                "eval_batch_size: 9223372036854775808 does not fit in 64 bits"),
+    "--workers absurd": Case(hr.suite_run(lambda t: t, "--executor", "process", "--workers", "100000"),
+                             "--workers 100000: give 1 to"),
+    # Data the model or ART cannot use, files that are no files, damaged stores and manifests.
+    "one class": Case(hr.one_class, "a classifier needs at least 2"),
+    "weights a FIFO": Case(hr.weights_at(hr.fifo), "w.safetensors is a FIFO, not a regular file"),
+    "weights a symlink loop": Case(hr.weights_at(hr.symlink_loop), "a.pt is a symlink loop"),
+    "weights /dev/zero": Case(hr.weights_at(hr.device), "w.pt is a character device, not a regular file"),
+    "weights a folder": Case(hr.weights_at(hr.a_folder), "w.safetensors is a folder, not a file"),
+    "torchscript a FIFO": Case(hr.weights_at(hr.fifo_script, "torchscript"), "m.ts is a FIFO, not a regular file"),
+    "weights under a symlink loop": Case(hr.under_a_loop, "models[0].weights: loop/w.pt: cannot follow this path"),
+    "cache_dir a file": Case(hr.cache_is_a_file, "cache_dir: "),
+    "damaged store header": Case(hr.damaged_store, "is damaged: its header says schema -1"),
+    "generate: damaged manifest": Case(hr.generate_into('{"suite": "tiny", '), "manifest.json is damaged"),
+    "generate: manifest not an object": Case(hr.generate_into(hr.manifest_of_another_kind()),
+                                             "is not a robustinv manifest"),
+    # Files that inflate far beyond their size.
+    "IDX holding more than its header": Case(hr.idx_folder((20, 8, 8), 64 << 20),
+                                             "holds more than its header promises"),
+    "IDX header promising 1.5 G values": Case(hr.idx_folder((23_437_500, 8, 8), 0), "reads at most 268,435,456"),
+    "npz member promising 64 G values": Case(hr.npz_promising((10**9, 1, 8, 8)), "'x' of shape (1000000000, 1, 8, 8)"),
+    # Reserved labels as a reader sees them, strings where numbers belong, arch_kwargs a zoo model ignores.
+    "blank label": Case(suite(lambda t: t.replace('name = "pgd"', 'name = "pgd"\nlabel = " "')), "a blank label"),
+    "label 'clean '": Case(suite(lambda t: t.replace('name = "pgd"', 'name = "pgd"\nlabel = "clean "')),
+                           "reads as 'clean'"),
+    "label 'Worst_Case'": Case(suite(lambda t: t.replace('name = "pgd"', 'name = "pgd"\nlabel = "Worst_Case"')),
+                               "reads as 'worst_case'"),
+    "eps as a string": Case(suite(lambda t: t.replace("eps = [0.1, 0.3]", 'eps = ["0.1"]', 1)),
+                            "attacks[0].eps: expected a number, got a string ('0.1')"),
+    "steps as a string": Case(suite(lambda t: t.replace("steps = 5", 'steps = "5"')),
+                              "steps: expected a number, got a string"),
+    "policy min as a string": Case(on_run(policy='[[rules]]\nmetric = "clean_acc"\nmin = "0.5"\n'),
+                                   "rules[0].min: expected a number, got a string ('0.5')"),
+    "arch_kwargs on a zoo model": Case(suite(lambda t: t.replace('name = "smallcnn"',
+                                                                 'name = "smallcnn"\narch_kwargs = { width = 8 }')),
+                                       "arch_kwargs: 'smallcnn' is a registered architecture"),
+})
 
 def invoke(args: list[str]) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, args)
@@ -520,31 +650,37 @@ def assert_one_clear_line(code: int, stdout: str, stderr: str, message: str, exp
     assert len([line for line in stderr.splitlines() if line.startswith(starts)]) == 1, stderr
 
 
-def assert_nothing_half_written(out: Path) -> None:
-    """Only the results store's committed cells (what a rerun resumes from) may be left behind by `run`."""
+def assert_nothing_half_written(out: Path, *, holder: bool = False) -> None:
+    """Only the results store's committed cells (what a rerun resumes from) may be left behind by `run`.
+
+    `holder`: another process holds the folder's lock; its lock file is its own.
+    """
     left = {p.name for p in out.iterdir()} if out.exists() else set()
-    assert left <= {"cells"}, f"half-written outputs left behind: {sorted(left)}"
+    assert left - ({LOCK_NAME} if holder else set()) <= {"cells"}, f"half-written outputs left behind: {sorted(left)}"
 
 
 def test_the_table_covers_every_class() -> None:
-    assert len(CASES) >= 60
+    assert len(CASES) >= 95
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_hostile_input(tmp_path: Path, case: str, request: pytest.FixtureRequest) -> None:
     spec = CASES[case]
-    args = spec.setup(tmp_path, lambda: request.getfixturevalue("finished_run"))
-    run_folder = Path(args[1]) if args[0] in ("gate", "report") else None
-    before = snapshot(run_folder) if run_folder is not None else None
-    code, stdout, stderr = invoke(args)
-    assert_one_clear_line(code, stdout, stderr, spec.message, spec.code)
-    assert not (tmp_path / SENTINEL).exists(), "a payload ran"
-    if (tmp_path / "keep").exists() or "rmtree" in case:
-        assert (tmp_path / "keep").is_dir(), "a payload deleted a folder"
-    if run_folder is None:
-        assert_nothing_half_written(tmp_path / "out")
-    elif spec.code == 2:
-        assert snapshot(run_folder) == before, "a refused run folder was changed"
+    try:
+        args = spec.setup(tmp_path, lambda: request.getfixturevalue("finished_run"))
+        run_folder = Path(args[1]) if args[0] in ("gate", "report") else None
+        before = snapshot(run_folder) if run_folder is not None else None
+        code, stdout, stderr = invoke(args)
+        assert_one_clear_line(code, stdout, stderr, spec.message, spec.code)
+        assert not (tmp_path / SENTINEL).exists(), "a payload ran"
+        if (tmp_path / "keep").exists() or "rmtree" in case:
+            assert (tmp_path / "keep").is_dir(), "a payload deleted a folder"
+        if run_folder is None:
+            assert_nothing_half_written(tmp_path / "out", holder=tmp_path / "out" in HOLDING.held)
+        elif spec.code == 2:
+            assert snapshot(run_folder) == before, "a refused run folder was changed"
+    finally:
+        HOLDING.release()
 
 
 def test_unwritable_output_folder(tmp_path: Path) -> None:

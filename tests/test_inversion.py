@@ -100,6 +100,32 @@ def test_kl_ce_margin_orthogonality_terms() -> None:
     assert float(losses.orthogonality(torch.ones(3, 3))) > 0.4
 
 
+def test_topk_hinge_spreads_the_margin_over_the_likeliest_wrong_classes() -> None:
+    logits = torch.tensor([[4.0, 3.0, 1.0, 0.0], [0.0, 5.0, 2.0, 1.0]])
+    y = torch.tensor([0, 0])
+    plain = losses.margin_term(logits, y, targeted=False, kappa=10)
+    assert float(losses.margin_term(logits, y, targeted=False, kappa=10, topk=1)) == float(plain)
+    # gaps to the two likeliest wrong classes: (4−3, 4−1) = (1, 3) and (0−5, 0−2) = (−5, −2)
+    assert torch.equal(losses.topk_gaps(logits, y, targeted=False, topk=2), torch.tensor([[1.0, 3.0], [-5.0, -2.0]]))
+    assert float(losses.margin_term(logits, y, targeted=False, kappa=10, topk=2)) == pytest.approx((1 + 3 - 5 - 2) / 4)
+    assert float(losses.margin_term(logits, y, targeted=False, kappa=3, topk=2)) == pytest.approx((1 + 3 - 3 - 2) / 4)
+    # targeted at class 2: z_j − z_t for the two likeliest others
+    assert torch.equal(losses.topk_gaps(logits, torch.tensor([2, 2]), targeted=True, topk=2),
+                       torch.tensor([[3.0, 2.0], [3.0, -1.0]]))
+    assert losses.topk_gaps(logits, y, targeted=False, topk=9).shape == (2, 3), "at most K − 1 other classes"
+
+
+def test_eps_curriculum_and_which_recipe_fields_enter_the_key() -> None:
+    curriculum = GeneratorRecipe(steps=100, eps_start=2.0, eps_ramp=0.5)
+    assert [curriculum.eps_at(0.3, step) for step in (1, 26, 51, 100)] == pytest.approx([0.6, 0.45, 0.3, 0.3])
+    assert GeneratorRecipe(steps=10).eps_at(0.3, 1) == 0.3
+    default = GeneratorRecipe()
+    added = {"topk", "eps_start", "eps_ramp", "distill", "distill_steps", "distill_images", "start_steps", "schedule"}
+    assert set(default.model_dump()) - set(default.key_record()) == added, "unused new fields leave the key as it was"
+    for change in ({"topk": 3}, {"eps_start": 1.5}, {"distill": 1.0}, {"start_steps": 2}, {"schedule": "cosine"}):
+        assert set(change) <= set(default.model_copy(update=change).key_record())
+
+
 def test_diversity_and_target_metrics() -> None:
     same = torch.ones(3, 2, 4)
     assert pairwise_cosine(same) == pytest.approx(1.0) and pairwise_l2(same) == 0.0

@@ -29,8 +29,9 @@ def heavy_modules_after(code: str) -> list[str]:
 
 
 @pytest.mark.parametrize("modules", [
-    "robustinv.gate, robustinv.report, robustinv.store, robustinv.cli",
+    "robustinv.gating, robustinv.report, robustinv.store, robustinv.cli",
     "robustinv, robustinv.records, robustinv.judge.sanity, robustinv.judge.verdict, robustinv.judge.worst_case, robustinv.stats",
+    "robustinv.sequential, robustinv.gating.sequential, robustinv.judge.judgement, robustinv.records.columns",
     "robustinv.report.html, robustinv.report.plots, robustinv.report.rundir, robustinv.tomlfile",
 ])
 def test_light_modules_import_without_torch(modules: str) -> None:

@@ -15,12 +15,12 @@ from robustinv.attacks.inversion import Inversion, InversionConfig
 from robustinv.attacks.pgd import Pgd, PgdConfig
 from robustinv.data import Dataset
 from robustinv.inversion.cached import GeneratorSource, cached_generator
-from robustinv.inversion.generator import PerturbGenerator
+from robustinv.inversion.generator import InversionError, PerturbGenerator
 from robustinv.inversion.production import ProductionRequest, produce, shard_paths
 from robustinv.inversion.recipe import GeneratorRecipe
 from robustinv.inversion.losses import margin_gap
 from robustinv.inversion.refine import refine
-from robustinv.inversion.trainer import train_perturb_generator
+from robustinv.inversion.trainer import held_out_success, train_perturb_generator
 from robustinv.runtime import predict_logits
 
 EPS = 0.15
@@ -191,11 +191,11 @@ def test_aimed_refinement_spreads_draws_over_their_coded_classes(digits_model: t
 
 
 def test_imitation_pulls_only_draws_whose_refinement_succeeds(digits_model: torch.nn.Module, digits: Dataset) -> None:
-    from robustinv.inversion.trainer import _imitation
+    from robustinv.inversion.teachers import imitation_term
 
     x, y = digits.x_test[:100], digits.y_test[:100]
     x_adv = x.clone().requires_grad_(True)
-    loss = _imitation(digits_model, x, x_adv, y, eps=EPS, steps=3, targeted=False)
+    loss = imitation_term(digits_model, x, x_adv, y, eps=EPS, steps=3, targeted=False)
     (grad,) = torch.autograd.grad(loss, x_adv)
     pulled = grad.flatten(1).abs().sum(1) > 0
     refined = refine(digits_model, x, x[None], y, eps=EPS, steps=3, step_size=2.5 * EPS / 3)[0]
@@ -214,3 +214,53 @@ def test_jitter_is_a_seeded_random_start_inside_the_ball() -> None:
     assert not torch.equal(moved[0], moved[1]), "every draw gets its own start"
     assert torch.equal(moved, jitter(x, starts, eps=0.2, spread=1.0, seed=3))
     assert torch.equal(jitter(x, starts, eps=0.2, spread=0.0, seed=3), starts)
+
+
+def test_distillation_targets_are_pgd_examples_inside_the_ball(digits_model: torch.nn.Module, digits: Dataset) -> None:
+    from robustinv.inversion.teachers import distill_term, distillation_targets
+
+    x, y = digits.x_test[:150], digits.y_test[:150]
+    targets, fooled, seconds = distillation_targets(digits_model, x, y, eps=EPS, steps=5, seed=0, batch_size=64)
+    assert targets.dtype == torch.float16 and targets.shape == x.shape and seconds > 0
+    assert float((targets.float() - x).abs().max()) <= EPS + 1e-3, "half precision rounds by at most 1e-3"
+    hit = predict_logits(digits_model, targets.float()).argmax(1) != y
+    assert fooled == pytest.approx(float(hit.double().mean()), abs=0.02) and fooled > 0.5
+    assert torch.equal(targets, distillation_targets(digits_model, x, y, eps=EPS, steps=5, seed=0, batch_size=64)[0])
+    assert float(distill_term(targets.float(), targets, EPS)) == 0.0
+    assert float(distill_term(x, targets, EPS)) > 0.2
+
+
+def test_draws_trained_as_starts_get_the_gradient_at_their_refined_point(digits_model: torch.nn.Module,
+                                                                          digits: Dataset) -> None:
+    from robustinv.inversion.teachers import refined_straight_through
+
+    x, y = digits.x_test[:40], digits.y_test[:40]
+    x_adv = x.clone().requires_grad_(True)
+    judged = refined_straight_through(digits_model, x, x_adv, y, eps=EPS, steps=3, targeted=False)
+    refined = refine(digits_model, x, x[None], y, eps=EPS, steps=3, step_size=2.5 * EPS / 3)[0]
+    assert torch.allclose(judged.detach(), refined)
+    (grad,) = torch.autograd.grad(margin_gap(digits_model(judged), y, targeted=False).sum(), x_adv)
+    at_refined = refined.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(margin_gap(digits_model(at_refined), y, targeted=False).sum(), at_refined)
+    assert torch.allclose(grad, expected)
+
+
+def test_distilled_curriculum_training_learns_and_records_its_recipe(digits_model: torch.nn.Module, digits: Dataset,
+                                                                     tmp_path: Path) -> None:
+    recipe = RECIPE.model_copy(update={"distill": 1.0, "distill_steps": 3, "distill_images": 600, "topk": 2,
+                                       "eps_start": 1.5, "start_steps": 1, "schedule": "cosine"})
+    source = GeneratorSource("perturb", "m", "d", digits.input_shape, 10, recipe, 0, EPS, False)
+    generator, training = cached_generator(source, digits_model, digits.x_train, digits.y_train,
+                                           cache_dir=tmp_path, label="t")
+    torch.manual_seed(0)
+    untrained = PerturbGenerator(digits.input_shape, 10)
+    args = (digits_model, digits.x_test, digits.y_test, 10)
+    before = held_out_success(untrained, *args, eps=EPS, targeted=False, recipe=recipe, seed=1)
+    after = held_out_success(generator, *args, eps=EPS, targeted=False, recipe=recipe, seed=1)
+    assert after > before + 0.2, (before, after)
+    assert [step for step, _ in training.curve] == list(range(15, 91, 15))
+    row = Inversion(InversionConfig(eps=[EPS], train=recipe)).config.row_config(EPS, 0)
+    assert row["train"]["distill"] == 1.0 and row["train"]["eps_start"] == 1.5  # type: ignore[index]
+    with pytest.raises(InversionError, match="untargeted"):
+        train_perturb_generator(digits_model, digits.x_train, digits.y_train, 10, eps=EPS, targeted=True,
+                                recipe=recipe, seed=0)

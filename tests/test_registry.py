@@ -17,7 +17,7 @@ def test_duplicate_name_raises() -> None:
 
 
 def test_unknown_name_lists_valid_ones() -> None:
-    with pytest.raises(UnknownNameError, match="valid attacks: apgd, autoattack, fab, fgsm, inversion, pgd, square"):
+    with pytest.raises(UnknownNameError, match="valid attacks: apgd, autoattack, cascade, fab, fgsm, inversion, pgd, square"):
         ATTACKS.get("cw")
 
 

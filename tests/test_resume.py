@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.numpy import load_file, save_file
 
 from conftest import TINY_SUITE, write_suite
 from robustinv.attacks import Attack
@@ -26,7 +27,7 @@ from robustinv.data import load_dataset
 from robustinv.training import prepare_models
 from robustinv.paths import cache_dir
 from robustinv.records import TIMING_COLUMNS, ResultRow, RunResult
-from robustinv.report.tables import rows_frame
+from robustinv.records.tables import rows_frame
 from robustinv.run import run_suite
 from robustinv.runtime import resolve_device
 from robustinv.store import RunStatus, Store
@@ -135,6 +136,28 @@ def test_a_resumed_run_computes_only_the_missing_cells(
         again = run_suite(suite, store=store, out_dir=out)
     assert (again.computed, again.reused) == (0, CELLS)
     assert_same_results(again, reference)
+
+
+def test_a_truncated_cell_artifact_is_computed_again_not_reused(
+    suite: Suite, reference: RunResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A valid artifact whose per-input mask lost inputs used to shrink the resumed worst case to those inputs."""
+    out, db = tmp_path / "out", tmp_path / "robustinv.db"
+    with Store(db) as store:
+        run_suite(suite, store=store, out_dir=out)
+    with closing(sqlite3.connect(db)) as conn:
+        (artifact,) = conn.execute("SELECT artifact FROM cells WHERE model = 'smallcnn' AND attack = 'fgsm' "
+                                   "AND eps = 0.3").fetchone()
+    tensors = load_file(str(out / artifact))
+    save_file({**tensors, "robust": tensors["robust"][:5]}, str(out / artifact))
+    with caplog.at_level(logging.WARNING, logger="robustinv.store"), Store(db) as store:
+        resumed = run_suite(suite, store=store, out_dir=out)
+    assert "is not the file committed with the cell" in caplog.text
+    assert (resumed.computed, resumed.reused) == (1, CELLS - 1)
+    worst = [row.n for row in resumed.rows if row.attack == "worst_case" and row.model == "smallcnn" and row.eps == 0.3]
+    assert worst == [20], "the worst case over the guard's 20 inputs, not over the 5 the damaged mask kept"
+    assert_same_results(resumed, reference)
+    assert load_file(str(out / artifact))["robust"].shape == (60,), "the recomputed cell replaced the damaged file"
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_a_rerun_finishes_it(

@@ -49,3 +49,39 @@ def test_accuracy_rising_with_eps() -> None:
                        replace(BASE, eps=0.3, robust_acc=0.4, max_linf=0.3)])
     assert [row.flags for row in rows] == [(), (), (Flag.acc_rises_with_eps.value,)]
     assert Flag.acc_rises_with_eps.explanation
+
+
+# Rows over different inputs are compared on the inputs both saw ------------------------------------
+
+def _outcomes(*pairs: tuple[ResultRow, list[int]]) -> dict:  # type: ignore[type-arg]
+    import numpy as np
+
+    from robustinv.judge.outcomes import row_key
+
+    return {row_key(row): np.array(mask, dtype=bool) for row, mask in pairs}
+
+
+def test_an_attack_on_a_subset_agreeing_there_with_one_on_all_inputs_is_not_flagged() -> None:
+    """PGD on the first 3 inputs leaves 0% there, as FGSM does, although FGSM leaves 26% over all 100."""
+    fgsm = replace(BASE, n=100, robust_acc=0.26)
+    pgd = _pgd(n=3, robust_acc=0.0)
+    fgsm_mask = [0, 0, 0] + [1] * 26 + [0] * 71
+    rows = check_rows([fgsm, pgd], _outcomes((fgsm, fgsm_mask), (pgd, [0, 0, 0])))
+    assert [row.flags for row in rows] == [(), ()]
+    assert check_rows([fgsm, pgd])[1].flags == ()  # from a file, rows over other inputs are not compared at all
+
+
+def test_an_attack_on_a_subset_truly_weaker_there_is_flagged() -> None:
+    fgsm = replace(BASE, n=100, robust_acc=0.26)
+    pgd = _pgd(n=3, robust_acc=2 / 3)
+    rows = check_rows([fgsm, pgd], _outcomes((fgsm, [0, 0, 0] + [1] * 26 + [0] * 71), (pgd, [1, 1, 0])))
+    assert rows[1].flags == (Flag.pgd_weaker_than_fgsm.value,)
+
+
+def test_accuracy_rising_with_eps_is_judged_on_the_shared_inputs() -> None:
+    small = replace(BASE, n=10, robust_acc=0.5)
+    large = replace(BASE, eps=0.3, n=4, robust_acc=0.75, max_linf=0.3)  # 75% of its 4 inputs, above 50% of 10 …
+    agree = check_rows([small, large], _outcomes((small, [1, 1, 1, 0] + [0] * 6), (large, [1, 1, 1, 0])))
+    assert agree[1].flags == ()  # … but on those 4 the smaller ε also left 75%
+    rises = check_rows([small, large], _outcomes((small, [1, 0, 0, 0] + [1] * 4 + [0] * 2), (large, [1, 1, 1, 0])))
+    assert rises[1].flags == (Flag.acc_rises_with_eps.value,)

@@ -95,7 +95,7 @@ def test_a_cell_round_trips_with_nans_flags_targets_grid_and_worst_cases(store: 
 def test_a_cell_keeps_its_per_input_outcomes_even_without_other_tensors(store: Store, tmp_path: Path) -> None:
     run_id = open_run(store, tmp_path / "out")
     robust = np.array([False, True, True])
-    store.commit_cell(run_id, "transfer", CellKind.transfer, CellResult(make_row(attack="pgd-transfer"), robust))
+    store.commit_cell(run_id, "transfer", CellKind.transfer, CellResult(make_row(attack="pgd-transfer", n=3), robust))
     loaded = store.load_cell(run_id, "transfer")
     assert loaded is not None and loaded.grid is None and loaded.x_adv is None and loaded.targets == ()
     assert np.array_equal(loaded.robust, robust)
@@ -202,9 +202,13 @@ def test_history_headlines_and_gate_verdicts(store: Store, tmp_path: Path) -> No
     assert [e.run.run_id for e in only_net] == ["old"] and [h.model for h in only_net[0].headlines] == ["net"]
     assert store.history(model="nobody") == []
 
-    assert store.last_passing_run("tiny") == (tmp_path / "old").resolve()
-    assert store.last_passing_run("suitekey") == (tmp_path / "old").resolve()
+    found = store.last_passing_run("tiny")
+    assert found is not None and (found.run_id, found.out_dir) == ("old", (tmp_path / "old").resolve())
+    assert store.last_passing_run("suitekey") == found
     assert store.last_passing_run("k2") is None, "its only run failed the gate"
+    assert store.last_passing_run("tiny", besides=tmp_path / "old") is None, "never the folder being judged"
+    assert store.last_passing_run("tiny", besides_run="old") is None, "never the run being judged"
+    assert store.last_passing_run("tiny", besides=tmp_path / "new", besides_run="new") == found
     open_run(store, tmp_path / "old", run_id="ignored")  # resuming the passing run clears its verdict
     assert store.last_passing_run("tiny") is None
 

@@ -49,7 +49,7 @@ def test_relative_paths_resolve_against_the_suite_folder(tmp_path: Path) -> None
         (lambda t: t.replace("eps = [0.1, 0.3]", "eps = [0.0, 0.3]", 1), "attacks[0].eps: every ε must be > 0"),
         (lambda t: t.replace("eps = [0.1, 0.3]", "eps = [0.1, 1.5]", 1), "an Linf ε above 1"),
         (lambda t: t.replace('name = "digits"', 'name = "digitz"'), "unknown dataset 'digitz'; valid datasets: cifar10"),
-        (lambda t: t.replace('name = "pgd"', 'name = "cw"'), "attacks[1].name: unknown attack 'cw'; valid attacks: apgd, autoattack, fab, fgsm"),
+        (lambda t: t.replace('name = "pgd"', 'name = "cw"'), "attacks[1].name: unknown attack 'cw'; valid attacks: apgd, autoattack, cascade, fab, fgsm"),
         (lambda t: t.replace('name = "smallcnn"', 'name = "m"\narch = "resnet"'), "unknown model 'resnet'"),
         (lambda t: t.replace("steps = 5", "stepz = 5"), "attacks[1].stepz: unknown key; did you mean 'steps'?"),
         (lambda t: t.replace("epochs = 2", "epochs = 0"), "models[0].train.epochs"),

@@ -155,11 +155,15 @@ class Attack(ABC):
 
     def run(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, seed: int,
-        context: AttackContext | None = None,
+        context: AttackContext | None = None, prepare_seed: int | None = None,
     ) -> AttackOutput:
-        """Attack `x` (true labels `y`) at `eps`; `x` and the result live on the CPU."""
+        """Attack `x` (true labels `y`) at `eps`; `x` and the result live on the CPU.
+
+        `prepare_seed` (default `seed`) seeds what the attack learns first: one generator serves
+        every range of inputs an attack is split into, each range with its own `seed`.
+        """
         model.eval()
-        self.prepare(model, eps, seed=seed, context=context)
+        self.prepare(model, eps, seed=seed if prepare_seed is None else prepare_seed, context=context)
         seed_everything(seed)
         start = time.perf_counter()
         candidates = self.generate(model, x, y, eps, seed=seed)

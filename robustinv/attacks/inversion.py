@@ -77,17 +77,20 @@ class Inversion(Attack):
         if context is None:
             raise RobustinvError("the inversion attack needs training data (an AttackContext) to learn from")
         self.validate(model, tuple(context.x_train.shape[1:]), model_name=context.model_name)  # type: ignore[arg-type]
-        source = GeneratorSource(
-            mode="perturb", model_fingerprint=context.model_fingerprint,
-            dataset_fingerprint=context.dataset_fingerprint, input_shape=tuple(context.x_train.shape[1:]),  # type: ignore[arg-type]
-            num_classes=context.num_classes, recipe=self.config.train, seed=seed, eps=eps, targeted=self.config.targeted,
-        )
         generator, self._training = cached_generator(
-            source, model, context.x_train, context.y_train, cache_dir=context.cache_dir,
+            self.source(context, eps, seed), model, context.x_train, context.y_train, cache_dir=context.cache_dir,
             label=f"{context.model_name}/{self.config.display_name}",
         )
         assert isinstance(generator, PerturbGenerator)
         self._generator = generator
+
+    def source(self, context: AttackContext, eps: float, seed: int) -> GeneratorSource:
+        """What determines the generator this attack trains at `eps` from `seed` (its cache key)."""
+        return GeneratorSource(
+            mode="perturb", model_fingerprint=context.model_fingerprint,
+            dataset_fingerprint=context.dataset_fingerprint, input_shape=tuple(context.x_train.shape[1:]),  # type: ignore[arg-type]
+            num_classes=context.num_classes, recipe=self.config.train, seed=seed, eps=eps, targeted=self.config.targeted,
+        )
 
     @property
     def trained_seconds(self) -> float:

@@ -15,6 +15,9 @@ from robustinv.terminal import handle_errors, say
 def report_command(run_dir: Path) -> None:
     """Re-render report.html, summary.md (and junit.xml) of a run folder from its stored records."""
     from robustinv.report import load_run, render_reports
+    from robustinv.store.folder_lock import folder_lock
 
-    for path in render_reports(load_run(run_dir), run_dir):
+    with folder_lock(run_dir, command="report"):  # not while a run or a gate writes the folder
+        paths = render_reports(load_run(run_dir), run_dir)
+    for path in paths:
         say(f"wrote {path}")

@@ -14,9 +14,10 @@ import click
 
 import robustinv
 from robustinv.commands.common import BASELINE_HELP, STORE_OPTION, load_suite_file, pct
-from robustinv.commands.gate import find_baseline, finish, judge
+from robustinv.commands.gate import finish, judge, load_baseline
 from robustinv.errors import RobustinvError
 from robustinv.store import RunStatus, Store
+from robustinv.store.folder_lock import folder_lock
 from robustinv.terminal import handle_errors, say
 
 
@@ -42,9 +43,10 @@ def run_command(suite_path: Path | None, out: Path | None, policy_path: Path | N
     same --out again computes only the cells an interrupted run did not finish, whichever executor
     runs it.
     """
-    from robustinv.gate import load_policy
-    from robustinv.report import load_run, write_run
-    from robustinv.progress_bar import progress_bar
+    from robustinv.gating import load_policy
+    from robustinv.gating.provenance import computed_here
+    from robustinv.report import write_run
+    from robustinv.progress_log import progress_display
     from robustinv.suite import dump_suite
 
     if baseline is not None and policy_path is None:
@@ -62,21 +64,19 @@ def run_command(suite_path: Path | None, out: Path | None, policy_path: Path | N
         suite, base_dir = load_suite_file(suite_path)
     out = out or Path("reports") / f"{_safe_name(suite.name)}-{datetime.now():%Y%m%d-%H%M%S}"
     _check_writable(out)
-    with Store(store_path) as store:
-        baseline_dir = find_baseline(baseline, store, suite.name)
-        baseline_rows = load_run(baseline_dir).rows if baseline_dir is not None else None
-        progress, bar = progress_bar(quiet=click.get_current_context().find_root().params.get("quiet", False))
-        try:
+    # The folder is locked from here until its reports are written: one run (or gate, or report) at a time.
+    with Store(store_path) as store, folder_lock(out, command="run", suite=suite.name, runs=store):
+        found = load_baseline(baseline, store, store_path, suite=suite.name, judged_dir=out)
+        quiet = click.get_current_context().find_root().params.get("quiet", False)
+        sequential = _sequential(policy)
+        with progress_display(quiet=quiet) as progress:
             result = robustinv.run_suite(suite, base_dir=base_dir, store=store, out_dir=out, executor=executor,
-                                         address=address, workers=workers, progress=progress)
-        finally:
-            if bar is not None:
-                bar.close()
+                                         address=address, workers=workers, progress=progress, sequential=sequential)
         verdict = None
-        if policy is not None:
-            assert policy_path is not None
-            verdict = judge(policy, result.rows, policy_path, baseline_rows, baseline_dir)
         try:
+            if policy is not None:
+                assert policy_path is not None
+                verdict = judge(policy, result.rows, policy_path, found, computed_here(result.info.run_id))
             paths = write_run(result, dump_suite(suite), out, verdict=verdict)
         except BaseException:
             store.finish_run(result.info.run_id, RunStatus.failed)  # its report never appeared
@@ -89,6 +89,19 @@ def run_command(suite_path: Path | None, out: Path | None, policy_path: Path | N
     for path in paths:
         say(f"wrote {path}")
     finish(out, verdict)
+
+
+def _sequential(policy: Any) -> Any:
+    """The sequential gate of a policy with `[sequential]` (None without); says why a rule makes it run every input."""
+    if policy is None or policy.sequential is None:
+        return None
+    from robustinv.gating.sequential import SequentialGate
+
+    gate = SequentialGate(policy)
+    for rule, why in gate.blocking:
+        say(f"sequential gate: every input is attacked, since rule {rule.statement!r} cannot be decided as the "
+            f"inputs come in: {why}", err=True)
+    return gate
 
 
 def _check_writable(folder: Path) -> None:

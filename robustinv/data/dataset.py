@@ -30,6 +30,9 @@ class Dataset:
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             _check_split(self.name, split, x, y, self.num_classes)
+        if self.num_classes < 2:
+            raise DataError(f"dataset {self.name!r}: its labels name {self.num_classes} class; a classifier "
+                            "needs at least 2 (and ART refuses fewer)")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise DataError(
                 f"dataset {self.name!r}: train images {tuple(self.x_train.shape[1:])} and test images "
@@ -42,13 +45,19 @@ class Dataset:
         c, h, w = self.x_test.shape[1:]
         return int(c), int(h), int(w)
 
-    def eval_subset(self, n_eval: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first `n_eval` test images of a seeded permutation, in their original order."""
+    def eval_subset(self, n_eval: int | None, seed: int, *, shuffled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first `n_eval` test images of a seeded permutation, in their original order (`shuffled`: in its order).
+
+        A sequential gate looks at the inputs in the permutation's order, so that every prefix
+        of them is a random sample of the test split.
+        """
         n = len(self.y_test)
-        if n_eval is None or n_eval >= n:
+        if (n_eval is None or n_eval >= n) and not shuffled:
             return self.x_test, self.y_test
         generator = torch.Generator().manual_seed(seed)
-        index = torch.randperm(n, generator=generator)[:n_eval].sort().values
+        index = torch.randperm(n, generator=generator)[:n_eval]
+        if not shuffled:
+            index = index.sort().values
         return self.x_test[index], self.y_test[index]
 
 

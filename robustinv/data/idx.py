@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import gzip
+import io
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from robustinv.data.dataset import Dataset, from_arrays, register_dataset
+from robustinv.data.limits import checked_count
 from robustinv.errors import DataError
 
 _IDX_DTYPES: dict[int, np.dtype | type] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+MAX_IDX_DIMS = 4
+READ_CHUNK = 1 << 20  # bytes inflated at a time
 
 # Roles and the file-name stems that fill them (torchvision's and Debian's names).
 IDX_ROLES = {
@@ -23,27 +29,45 @@ IDX_ROLES = {
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file; a wrong magic number or a truncated body is a DataError."""
+    """Read one IDX file, streaming: the header is checked before the body is read (see `robustinv.data.limits`).
+
+    A wrong magic number, a header promising more than `MAX_VALUES` values, a truncated body or
+    bytes beyond what the header promises are a DataError; a gzipped file is never inflated past
+    one byte more than its header promises.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as exc:
+            return _read_idx(path, handle)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"cannot read IDX file {path}: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+
+
+def _read_idx(path: Path, handle: io.BufferedIOBase) -> np.ndarray:
+    magic = handle.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    dtype, ndim = np.dtype(_IDX_DTYPES[magic[2]]), magic[3]
+    if not 1 <= ndim <= MAX_IDX_DIMS:
+        raise DataError(f"IDX file {path} has {ndim} dimensions; labels have 1, images 3 or 4")
+    dims = handle.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DataError(f"IDX file {path} is truncated (header cut short)")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DataError(
-            f"IDX file {path} is truncated or padded: header promises {expected} bytes, found {len(raw) - header}"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    array = np.empty(checked_count(path, shape), dtype=dtype)
+    body = array.view(np.uint8).data
+    filled = 0
+    while filled < len(body):
+        got = handle.readinto(body[filled : filled + READ_CHUNK])
+        if not got:
+            raise DataError(f"IDX file {path} is truncated: its header promises {len(body)} bytes, found {filled}")
+        filled += got
+    if handle.read(1):
+        raise DataError(f"IDX file {path} holds more than its header promises ({len(body)} bytes of {shape}); "
+                        "refused without reading the rest")
+    if dtype.byteorder == ">":  # IDX is big-endian; swapped in place, no second copy
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array.reshape(shape)
 
 
 def find_idx_files(folder: Path) -> dict[str, Path]:

@@ -37,7 +37,7 @@ class GeneratorSource:
 
     @property
     def key(self) -> str:
-        return content_key({**asdict(self), "recipe": self.recipe.model_dump(mode="json"), "format": GENERATOR_FORMAT})
+        return content_key({**asdict(self), "recipe": self.recipe.key_record(), "format": GENERATOR_FORMAT})
 
     def build(self) -> PerturbGenerator | FreeGenerator:
         r = self.recipe

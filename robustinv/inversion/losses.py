@@ -28,13 +28,30 @@ def margin_gap(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool) ->
     return others - own if targeted else own - others
 
 
-def margin_term(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool, kappa: float) -> torch.Tensor:
-    """C&W-style hinge, clamped at confidence κ.
+def topk_gaps(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool, topk: int) -> torch.Tensor:
+    """Per sample, the gaps to its `topk` likeliest other classes, (N, topk), largest other class first.
+
+    Untargeted: z_y − z_j for the k largest z_j, j ≠ y; targeted: z_j − z_t. The first column is
+    `margin_gap`.
+    """
+    own = logits.gather(1, labels[:, None])
+    others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
+    top = others.topk(min(topk, logits.shape[1] - 1), dim=1).values
+    return top - own if targeted else own - top
+
+
+def margin_term(logits: torch.Tensor, labels: torch.Tensor, *, targeted: bool, kappa: float, topk: int = 1) -> torch.Tensor:
+    """C&W-style hinge, clamped at confidence κ, averaged over the `topk` likeliest other classes.
 
     Targeted: max(max_{j≠t} z_j − z_t, −κ) pushes the target above every other class.
-    Untargeted: max(z_y − max_{j≠y} z_j, −κ) pushes the true class below some other class.
+    Untargeted: max(z_y − max_{j≠y} z_j, −κ) pushes the true class below some other class. With
+    topk = k the hinge is the mean over the k likeliest other classes: on a robust model the
+    likeliest wrong class is often not the one within reach, and the gradient then also pulls
+    toward the runners-up.
     """
-    return margin_gap(logits, labels, targeted=targeted).clamp(min=-kappa).mean()
+    if topk == 1:
+        return margin_gap(logits, labels, targeted=targeted).clamp(min=-kappa).mean()
+    return topk_gaps(logits, labels, targeted=targeted, topk=topk).clamp(min=-kappa).mean()
 
 
 def cosine_diversity(features: torch.Tensor, groups: int = 1) -> torch.Tensor:
@@ -61,7 +78,7 @@ def orthogonality(features: torch.Tensor) -> torch.Tensor:
 def inversion_loss(
     logits: torch.Tensor, features: torch.Tensor, codes: torch.Tensor, targets: torch.Tensor,
     labels: torch.Tensor | None, *, kl: float, ce: float, margin: float, kappa: float, cos: float,
-    orth: float, groups: int,
+    orth: float, groups: int, topk: int = 1,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted sum of the terms and each term's value.
 
@@ -72,7 +89,7 @@ def inversion_loss(
     terms = {
         "kl": kl_term(codes, logits),
         "ce": ce_term(logits, targets),
-        "margin": margin_term(logits, hinge_labels, targeted=labels is None, kappa=kappa),
+        "margin": margin_term(logits, hinge_labels, targeted=labels is None, kappa=kappa, topk=topk),
         "cos": cosine_diversity(features, groups),
         "orth": orthogonality(features) if orth > 0 else logits.new_zeros(()),
     }

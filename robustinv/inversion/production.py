@@ -16,20 +16,24 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields as dataclass_fields
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from robustinv.checkpoints import file_problem
 from robustinv.files import atomic_write
 from robustinv.errors import RobustinvError
 from robustinv.inversion.generator import PerturbGenerator
 from robustinv.inversion.refine import jitter, refine
 from robustinv.inversion.sampling import sample_perturbations
+from robustinv.paths import folder_problem
 from robustinv.runtime import derive_seed, predict_logits
+from robustinv.text import first_line
 
 MAX_BATCHES_PER_SHARD = 200
 
@@ -99,17 +103,43 @@ def produce(
             atomic_write(records_path, lambda tmp: records.to_csv(tmp, index=False, float_format="%.6g"))
             written += 1
             written_samples += request.shard_len(shard)
-        sources.update(pd.read_csv(records_path, usecols=["source_index"])["source_index"].tolist())
+        sources.update(_sources(records_path))
         if on_shard is not None:
             on_shard(shard, done)
     return Produced(request.n, len(sources), written, written_samples, time.perf_counter() - start)
 
 
+def check_out_dir(out_dir: Path) -> dict[str, Any] | None:
+    """The request a production folder holds (None for a new folder); a folder robustinv cannot use is refused.
+
+    `generate` calls this before anything trains: a damaged `manifest.json` costs no generator.
+    """
+    problem = folder_problem(out_dir)
+    if problem is not None:
+        raise RobustinvError(f"--out: {problem}")
+    manifest = out_dir / "manifest.json"
+    if not out_dir.is_dir() or not (manifest.exists() or manifest.is_symlink()):
+        return None
+    unreadable = file_problem(manifest)
+    if unreadable is not None:
+        raise RobustinvError(f"{manifest} {unreadable}; use a new --out folder")
+    try:
+        found = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RobustinvError(f"{manifest} is damaged ({first_line(exc)}); it says which request the samples in "
+                             f"{out_dir} belong to, so use a new --out folder") from None
+    fields = {f.name: f.type for f in dataclass_fields(ProductionRequest)}
+    if not isinstance(found, dict) or set(found) != set(fields):
+        raise RobustinvError(f"{manifest} is not a robustinv manifest (expected an object with the keys "
+                             f"{', '.join(fields)}); use a new --out folder")
+    return found
+
+
 def _claim(out_dir: Path, request: ProductionRequest) -> None:
     manifest = out_dir / "manifest.json"
     wanted = asdict(request)
-    if manifest.is_file():
-        found = json.loads(manifest.read_text())
+    found = check_out_dir(out_dir)
+    if found is not None:
         if found != wanted:
             changed = sorted(k for k in wanted if found.get(k) != wanted[k])
             raise RobustinvError(f"{out_dir} holds samples of another request (differs in {', '.join(changed)}); "
@@ -120,6 +150,18 @@ def _claim(out_dir: Path, request: ProductionRequest) -> None:
         atomic_write(manifest, lambda tmp: tmp.write_text(json.dumps(wanted, indent=2)))
     except OSError as exc:
         raise RobustinvError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+
+
+def _sources(records_path: Path) -> list[int]:
+    """The source images a finished shard's records name; a damaged records file is refused, not guessed at."""
+    try:
+        column = pd.read_csv(records_path, usecols=["source_index"])["source_index"]
+        if not pd.api.types.is_integer_dtype(column):
+            raise ValueError("source_index holds non-integers")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise RobustinvError(f"{records_path} is damaged ({first_line(exc)}); delete it and its .safetensors "
+                             "to produce the shard again") from None
+    return [int(v) for v in column]
 
 
 @torch.no_grad()

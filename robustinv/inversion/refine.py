@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robustinv.gradient import signed_steps
 from robustinv.inversion.losses import margin_gap
 from robustinv.runtime import model_device
 
@@ -54,7 +55,7 @@ def refine(
 
     `labels` is (N,) true labels (untargeted) or (k, N) targets (targeted); `aims` (k, N), the
     wrong class each untargeted draw is pushed toward. Every output stays within ε of `x` in
-    Linf and inside [0, 1]; the model's train/eval mode is left as it was.
+    Linf and inside [0, 1]; the model is left as it was (`robustinv.gradient.frozen`).
     """
     if steps == 0:
         return starts
@@ -64,38 +65,18 @@ def refine(
     clean = x.expand_as(starts).flatten(0, 1)
     flat = starts.flatten(0, 1).clone()
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        for index in torch.arange(len(flat)).split(batch_size):
-            flat[index] = _refine_batch(model, clean[index].to(device), flat[index].to(device),
-                                        wanted[index].to(device), None if aimed is None else aimed[index].to(device),
-                                        eps=eps, steps=steps, step_size=step_size, targeted=targeted).cpu()
-    finally:
-        model.train(was_training)
+    for index in torch.arange(len(flat)).split(batch_size):
+        xb, yb = clean[index].to(device), wanted[index].to(device)
+        ab = None if aimed is None else aimed[index].to(device)
+
+        def gap(logits: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+            if ab is None:
+                return margin_gap(logits, yb[active], targeted=targeted).sum()
+            return aimed_gap(logits, yb[active], ab[active]).sum()
+
+        def fooled(logits: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+            return margin_gap(logits, yb[active], targeted=targeted) < 0
+
+        flat[index] = signed_steps(model, xb, flat[index].to(device) - xb, gap, eps=eps, steps=steps,
+                                   step_size=step_size, done=fooled).cpu()
     return flat.view_as(starts)
-
-
-@torch.enable_grad()
-def _refine_batch(
-    model: nn.Module, x: torch.Tensor, start: torch.Tensor, labels: torch.Tensor, aims: torch.Tensor | None, *,
-    eps: float, steps: int, step_size: float, targeted: bool,
-) -> torch.Tensor:
-    current = start.clone()
-    active = torch.arange(len(current), device=current.device)
-    for _ in range(steps):
-        sample = current[active].requires_grad_(True)
-        logits = model(sample)
-        done = margin_gap(logits.detach(), labels[active], targeted=targeted) < 0
-        gap = margin_gap(logits, labels[active], targeted=targeted) if aims is None \
-            else aimed_gap(logits, labels[active], aims[active])
-        (grad,) = torch.autograd.grad(gap.sum(), sample)
-        stepped = sample.detach() - step_size * grad.sign()
-        clean = x[active]
-        stepped = torch.min(torch.max(stepped, clean - eps), clean + eps).clamp(0.0, 1.0)
-        keep = active[~done]
-        current[keep] = stepped[~done]
-        active = keep
-        if not len(active):
-            break
-    return current

@@ -5,20 +5,18 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from robustinv.gradient import frozen
 from robustinv.inversion.encoding import rotating_targets, soft_codes, wrong_class_targets
-from robustinv.inversion.generator import FreeGenerator, PerturbGenerator
+from robustinv.inversion.generator import FreeGenerator, InversionError, PerturbGenerator
 from robustinv.inversion.losses import inversion_loss
 from robustinv.inversion.recipe import GeneratorRecipe
-from robustinv.inversion.refine import default_step_size, refine
+from robustinv.inversion.teachers import distill_term, distillation_targets, imitation_term, refined_straight_through
 from robustinv.models.features import logits_and_features
 from robustinv.runtime import model_device, seed_everything
 
@@ -52,18 +50,6 @@ class TrainingLog:
         return cls(float(record.get("train_seconds", 0.0)), curve, int(record.get("kept_step", 0)))
 
 
-@contextmanager
-def frozen(model: nn.Module) -> Iterator[None]:
-    """The classifier in eval mode with no parameter gradients, restored afterwards."""
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
-        yield
-    finally:
-        for parameter, flag in zip(model.parameters(), flags):
-            parameter.requires_grad_(flag)
-
-
 def train_perturb_generator(
     model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *,
     eps: float, targeted: bool, recipe: GeneratorRecipe, seed: int, label: str = "generator",
@@ -71,7 +57,9 @@ def train_perturb_generator(
     """Train G(x, z, c) to move x within ε into the coded wrong class (targeted) or any wrong class.
 
     With `recipe.patience`, training stops after that many held-out evaluations without a better
-    success rate and keeps the best weights seen.
+    success rate and keeps the best weights seen. With `recipe.distill`, PGD examples of the
+    training pool are computed first (their time counts as training time). The held-out images
+    are never trained on.
     """
     device = model_device(model)
     forward = logits_and_features(model, label)
@@ -82,42 +70,65 @@ def train_perturb_generator(
     order = torch.randperm(len(x_train), generator=rng)
     hold = order[: min(HELD_OUT, len(order) // 10)]
     pool = order[len(hold):]
+    start = time.perf_counter()
+    teacher = None
+    if recipe.distill > 0:
+        if targeted:
+            raise InversionError("distillation learns from untargeted PGD examples; use it with targeted = false")
+        pool = pool[: recipe.distill_images]
+        teacher, fooled, seconds = distillation_targets(model, x_train[pool], y_train[pool], eps=eps,
+                                                        steps=recipe.distill_steps, seed=seed)
+        log.info("generator %s: %d PGD-%d distillation targets, %.1f%% fool the model (%.0fs)", label, len(pool),
+                 recipe.distill_steps, 100 * fooled, seconds)
     kl, ce, cos = recipe.weights(targeted=targeted)
     pattern = list(generator.pattern.parameters())
     rest = [p for p in generator.parameters() if all(p is not q for q in pattern)]
     groups: list[dict[str, Any]] = [{"params": rest}, {"params": pattern, "lr": recipe.lr * recipe.pattern_lr_scale}]
     optimizer = torch.optim.Adam(groups, lr=recipe.lr, betas=(0.5, 0.999))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, recipe.steps) if recipe.schedule == "cosine" else None
     curve: list[tuple[int, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-    start = time.perf_counter()
     with frozen(model):
         for step in range(1, recipe.steps + 1):
             generator.train()
-            index = pool[torch.randint(len(pool), (recipe.batch_size,), generator=rng)]
+            pick = torch.randint(len(pool), (recipe.batch_size,), generator=rng)
+            index = pool[pick]
             x = x_train[index].repeat_interleave(recipe.draws, 0).to(device)
             y = y_train[index].repeat_interleave(recipe.draws, 0).to(device)
             targets = _distinct_wrong_targets(y_train[index], num_classes, recipe.draws, rng).to(device)
             codes = soft_codes(targets.cpu(), num_classes, tau=recipe.tau, generator=rng).to(device)
             noise = torch.randn(len(y), recipe.z_dim, generator=rng).to(device)
-            x_adv = generator(x, codes, noise, eps)
-            logits, features = forward(x_adv)
+            step_eps = recipe.eps_at(eps, step)
+            x_adv = generator(x, codes, noise, step_eps)
+            labels = targets if targeted else y
+            judged = x_adv if not recipe.start_steps else refined_straight_through(
+                model, x, x_adv, labels, eps=step_eps, steps=recipe.start_steps, targeted=targeted)
+            logits, features = forward(judged)
             loss, terms = inversion_loss(
                 logits, features, codes, targets, None if targeted else y,
                 kl=kl, ce=ce, margin=recipe.margin, kappa=recipe.kappa, cos=cos, orth=recipe.orth,
-                groups=recipe.batch_size,
+                groups=recipe.batch_size, topk=recipe.topk,
             )
             if recipe.imitate > 0:
-                loss = loss + recipe.imitate * _imitation(model, x, x_adv, targets if targeted else y, eps=eps,
-                                                          steps=recipe.imitate_steps, targeted=targeted)
+                loss = loss + recipe.imitate * imitation_term(model, x, x_adv, labels, eps=step_eps,
+                                                              steps=recipe.imitate_steps, targeted=targeted)
+            if teacher is not None:
+                pull = distill_term(x_adv, teacher[pick].repeat_interleave(recipe.draws, 0).to(device), eps)
+                terms["distill"] = float(pull.detach())
+                loss = loss + recipe.distill * pull
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             if step % recipe.eval_every == 0 or step == recipe.steps:
                 rate = held_out_success(generator, model, x_train[hold], y_train[hold], num_classes,
                                         eps=eps, targeted=targeted, recipe=recipe, seed=seed)
                 curve.append((step, rate))
-                log.info("generator %s: step %d/%d  loss %.3f  margin %.3f  cos %.3f  held-out %s success %.1f%%  (%.0fs)",
-                         label, step, recipe.steps, loss.item(), terms["margin"], terms["cos"],
+                log.info("generator %s: step %d/%d  ε %.3f  loss %.3f  margin %.3f  cos %.3f  distill %.3f  "
+                         "held-out %s success %.1f%%  (%.0fs)",
+                         label, step, recipe.steps, step_eps, loss.item(), terms["margin"], terms["cos"],
+                         terms.get("distill", 0.0),
                          "targeted" if targeted else "untargeted", 100 * rate, time.perf_counter() - start)
                 if recipe.patience is not None:
                     if best is None or rate > best[0]:
@@ -131,26 +142,6 @@ def train_perturb_generator(
         generator.load_state_dict(best[2])
         kept = best[1]
     return generator, TrainingLog(time.perf_counter() - start, tuple(curve), kept)
-
-
-def _imitation(model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, labels: torch.Tensor, *, eps: float,
-               steps: int, targeted: bool) -> torch.Tensor:
-    """L1 distance (in units of ε) from each draw to where a short refinement of it succeeds.
-
-    The refined sample is a fixed target (no gradient flows through the refinement); draws whose
-    refinement still fails contribute nothing, so the generator is pulled only toward regions
-    where the model does break.
-    """
-    with torch.enable_grad():
-        refined = refine(model, x, x_adv.detach()[None], labels if not targeted else labels[None], eps=eps,
-                         steps=steps, step_size=default_step_size(eps, steps), targeted=targeted)[0]
-    with torch.no_grad():
-        pred = model(refined).argmax(1)
-        hit = pred == labels if targeted else pred != labels
-    if not bool(hit.any()):
-        return x_adv.new_zeros(())
-    distance = F.l1_loss(x_adv[hit], refined[hit], reduction="none").flatten(1).mean(1) / eps
-    return distance.sum() / len(x_adv)
 
 
 def _distinct_wrong_targets(y: torch.Tensor, num_classes: int, draws: int, rng: torch.Generator) -> torch.Tensor:

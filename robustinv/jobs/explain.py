@@ -30,7 +30,8 @@ from robustinv.interpret.mapsets import MapSet, condition_depths, map_set
 from robustinv.models import PreparedModel
 from robustinv.records.explainer import DepthAblation, ExplainerOutcome, HeldOut, ModeOutcome, Score
 from robustinv.run.setting import eval_set, job_model
-from robustinv.runtime import derive_seed, predict_logits
+from robustinv.run.plan import cell_seed
+from robustinv.runtime import predict_logits
 from robustinv.suite import Suite
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,10 @@ def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int]
     if request.n_train < 2:
         raise RobustinvError(f"--n-train must be at least 2, got {request.n_train}")
     setting, dataset, model = job_model(suite, request.model_name, request.defense, request.base_dir)
+    n_train = min(request.n_train, len(dataset.y_train))  # what is used is what is reported and keyed
+    if n_train < request.n_train:
+        log.warning("explain: --n-train %d exceeds the %d training images of %s; using all of them",
+                    request.n_train, n_train, dataset.name)
     layers = conv_layers(model.module, dataset.input_shape)
     if len(layers) < 2:
         raise RobustinvError(f"model {model.label} has {len(layers)} conv layers; the explainer needs at least 2 "
@@ -94,7 +99,7 @@ def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int]
     if not 0 < eps <= 1:
         raise RobustinvError(f"ε must lie in (0, 1], got {eps}")
     attack = ATTACKS.get(config.name)(config)
-    seed = derive_seed(suite.seed, model.label, "explain", eps)
+    seed = cell_seed(suite.seed, model.name, model.defense, "explain", eps)
     context = AttackContext(dataset.x_train, dataset.y_train, dataset.num_classes, model.name, model.fingerprint,
                             dataset.fingerprint, setting.cache)
     batch = suite.eval_batch_size
@@ -115,7 +120,7 @@ def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int]
     def train_set() -> MapSet:  # attacked and explained only when some explainer must be trained
         if not train_cache:
             order = torch.randperm(len(dataset.x_train), generator=torch.Generator().manual_seed(seed))
-            chosen = order[:request.n_train]
+            chosen = order[:n_train]
             train_cache.append(MapSet.joined(*maps_of(dataset.x_train[chosen], dataset.y_train[chosen])[:2]))
         return train_cache[0]
 
@@ -123,7 +128,7 @@ def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int]
     outcomes, predicted = [], {}
     for mode in request.modes:
         source = ExplainerSource(mode, model.fingerprint, dataset.fingerprint, config.row_config(eps, seed), eps,
-                                 request.n_train, seed, EXPLAINER_SEED, dataset.input_shape[0], len(depths),
+                                 n_train, seed, EXPLAINER_SEED, dataset.input_shape[0], len(depths),
                                  request.recipe)
         cached = cached_explainer(source, train_set, cache_dir=setting.cache, on_epoch=_epochs(on_epoch, mode))
         predicted[mode.value] = {side: predict_maps(cached.generator, maps.images, maps.inputs(mode), batch_size=batch)
@@ -134,7 +139,7 @@ def explain_model(request: ExplainRequest, *, on_epoch: Callable[[str, int, int]
     outcome = ExplainerOutcome(
         suite=suite.name, model=model.name, defense=model.defense, dataset=dataset.name,
         model_fingerprint=model.fingerprint, dataset_fingerprint=dataset.fingerprint,
-        attack=config.row_config(eps, seed), eps=eps, seed=EXPLAINER_SEED, n_train=request.n_train,
+        attack=config.row_config(eps, seed), eps=eps, seed=EXPLAINER_SEED, n_train=n_train,
         n_heldout=len(x_test), explained_class="predicted", conv_layers=len(layers), condition_layers=depths,
         adversarial_success=float(fooled.double().mean()), captum_maps_per_s=captum_rate, modes=outcomes,
         deviations=DEVIATIONS,

@@ -18,12 +18,11 @@ from robustinv.errors import RobustinvError
 from robustinv.inversion.cached import GeneratorSource, cached_generator
 from robustinv.inversion.free import invert_classes
 from robustinv.inversion.generator import FreeGenerator, check_shape
-from robustinv.inversion.production import Produced, ProductionRequest, produce
+from robustinv.inversion.production import Produced, ProductionRequest, check_out_dir, produce
 from robustinv.inversion.recipe import GeneratorRecipe
 from robustinv.models import PreparedModel
 from robustinv.run.plan import cell_seed
 from robustinv.run.setting import job_model
-from robustinv.runtime import derive_seed
 from robustinv.suite import Suite
 
 log = logging.getLogger(__name__)
@@ -61,6 +60,7 @@ def generate_samples(
     """
     if n < 1 or shard_size < 1:
         raise RobustinvError(f"--n and --shard-size must be at least 1, got {n} and {shard_size}")
+    check_out_dir(out_dir)  # a damaged folder is refused before the generator trains
     config = inversion_config(suite, attack_label)
     eps = max(config.eps) if eps is None else eps
     if not 0 < eps <= 1:
@@ -71,8 +71,7 @@ def generate_samples(
     context = AttackContext(dataset.x_train, dataset.y_train, dataset.num_classes, model.name, model.fingerprint,
                             dataset.fingerprint, cache)
     attack.prepare(model.module, eps, seed=seed, context=context)
-    source = GeneratorSource("perturb", model.fingerprint, dataset.fingerprint, dataset.input_shape,
-                             dataset.num_classes, config.train, seed, eps, config.targeted)
+    source = attack.source(context, eps, seed)
     request = ProductionRequest(
         suite=suite.name, model=model.name, model_fingerprint=model.fingerprint, attack=config.display_name,
         generator_key=source.key, eps=eps, targeted=config.targeted, n=n, shard_size=shard_size, seed=seed,
@@ -100,7 +99,7 @@ def invert_model(
         raise RobustinvError(f"--per-class must be at least 1, got {per_class}")
     dataset, model, cache = _model_and_data(suite, model_name, "standard", base_dir)
     recipe = GeneratorRecipe(steps=steps, eval_every=max(1, steps // 4))
-    seed = derive_seed(suite.seed, model.name, "free-inversion")
+    seed = cell_seed(suite.seed, model.name, model.defense, "free-inversion", 0.0)
     source = GeneratorSource("free", model.fingerprint, dataset.fingerprint, dataset.input_shape,
                              dataset.num_classes, recipe, seed)
     generator, _ = cached_generator(source, model.module, dataset.x_train, dataset.y_train, cache_dir=cache,

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from enum import Enum
 
+from robustinv.judge.derived import capabilities, worst_case_members
+from robustinv.judge.outcomes import Outcomes, row_key
 from robustinv.records import WORST_CASE, ResultRow
 
 NORM_TOLERANCE = 1e-6
@@ -28,8 +30,8 @@ SQUARE_GAP = 0.02  # Square must break more than 2% of the inputs the white-box 
 ZERO_GRADIENT_SHARE = 0.05  # inputs whose logit-margin gradient is exactly zero everywhere
 
 
-# Capabilities an attack records in its rows' config (see `robustinv.attacks.base.Attack`): the checks read
-# these, not attack names.
+# Capabilities of an attack (see `robustinv.attacks.base.Attack`), derived from its registered name by
+# `robustinv.judge.derived.capabilities`, never read from the row's editable config.
 SINGLE_STEP = "single_step"  # one gradient step of size ε (FGSM)
 ITERATED = "iterated"  # repeats such steps (PGD): must not leave more accuracy than the single step
 
@@ -87,38 +89,42 @@ _REFERENCE_CHECKS = {  # the reference code's check function → flag
 MASKING_REFERENCE_FLAGS = frozenset({Flag.aa_randomized, Flag.aa_zero_grad, Flag.aa_square})
 
 
-def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
+def check_rows(rows: Iterable[ResultRow], outcomes: Outcomes | None = None) -> list[ResultRow]:
     """Return the rows with these checks' flags added to any they already carry (e.g. `masking?`).
 
-    Idempotent: on rows it has checked before (a stored run) it adds nothing, unless they were
-    changed since; `robustinv gate` reruns it on what it reads instead of trusting the file.
+    Checks that compare two rows compare them on the inputs both saw. With `outcomes` (each
+    row's per-input result over its first `n` inputs, as a run has them) that is the shorter
+    prefix; without (a file, as `robustinv gate` reads it) only rows over the same inputs (equal
+    `n`) are compared, and the others not at all. Idempotent: on rows it has checked before (a
+    stored run) it adds nothing, unless they were changed since; `robustinv gate` reruns it on
+    what it reads instead of trusting the file.
     """
     rows = list(rows)
+    shared = _Shared(outcomes)
     flags: list[list[str]] = [[f.value for f in _row_flags(row)] for row in rows]
 
     by_attack: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
-    fgsm_acc: dict[tuple[str, str, str, float], float] = {}
+    single_steps: dict[tuple[str, str, str, float], list[ResultRow]] = defaultdict(list)
     for i, row in enumerate(rows):
         by_attack[(row.model, row.defense, row.attack, row.norm)].append(i)
-        if SINGLE_STEP in row.config.get("capabilities", ()):
-            key = (row.model, row.defense, row.norm, row.eps)
-            fgsm_acc[key] = min(fgsm_acc.get(key, 1.0), row.robust_acc)
+        if SINGLE_STEP in capabilities(row):
+            single_steps[(row.model, row.defense, row.norm, row.eps)].append(row)
 
     for i, row in enumerate(rows):
-        fgsm = fgsm_acc.get((row.model, row.defense, row.norm, row.eps))
-        if ITERATED in row.config.get("capabilities", ()) and fgsm is not None and row.robust_acc > fgsm:
+        if ITERATED not in capabilities(row):
+            continue
+        if any(shared.above(row, fgsm) for fgsm in single_steps.get((row.model, row.defense, row.norm, row.eps), ())):
             flags[i].append(Flag.pgd_weaker_than_fgsm.value)
 
     for indices in by_attack.values():
-        best_so_far = None
-        for i in sorted(indices, key=lambda j: rows[j].eps):
-            if best_so_far is not None and rows[i].robust_acc > best_so_far:
+        ordered = sorted(indices, key=lambda j: rows[j].eps)
+        for position, i in enumerate(ordered):
+            if any(shared.above(rows[i], rows[j]) for j in ordered[:position] if rows[j].eps < rows[i].eps):
                 flags[i].append(Flag.acc_rises_with_eps.value)
-            best_so_far = rows[i].robust_acc if best_so_far is None else min(best_so_far, rows[i].robust_acc)
 
     for i, row in enumerate(rows):
         if row.attack == WORST_CASE:
-            flags[i] += _worst_case_flags(row, rows)
+            flags[i] += _worst_case_flags(row, rows, shared)
 
     return [
         replace(row, flags=tuple(dict.fromkeys([*row.flags, *row_flags])))
@@ -126,19 +132,30 @@ def check_rows(rows: Iterable[ResultRow]) -> list[ResultRow]:
     ]
 
 
-def _worst_case_flags(worst: ResultRow, rows: list[ResultRow]) -> list[str]:
+class _Shared:
+    """Robust accuracies of two rows on the inputs both saw."""
+
+    def __init__(self, outcomes: Outcomes | None) -> None:
+        self.outcomes = outcomes
+
+    def above(self, row: ResultRow, other: ResultRow) -> bool:
+        """Whether `row` leaves more robust accuracy than `other` on their shared inputs (False when unknown)."""
+        if self.outcomes is not None:
+            mine, theirs = self.outcomes.get(row_key(row)), self.outcomes.get(row_key(other))
+            if mine is not None and theirs is not None:
+                m = min(len(mine), len(theirs))
+                return m > 0 and float(mine[:m].mean()) > float(theirs[:m].mean()) + ACCURACY_TOLERANCE
+        return row.n == other.n and row.robust_acc > other.robust_acc + ACCURACY_TOLERANCE
+
+
+def _worst_case_flags(worst: ResultRow, rows: list[ResultRow], shared: _Shared) -> list[str]:
     """What a worst-case row must carry: every flag of the rows it combines, `masking?` with findings, and
     `worst>attack` when it is above an attack on the same inputs."""
-    combined = worst.config.get("attacks", {})
-    members = [
-        row for row in rows
-        if row.attack != WORST_CASE and row.attack in combined
-        and (row.model, row.defense, row.norm, row.eps) == (worst.model, worst.defense, worst.norm, worst.eps)
-    ]
+    members = worst_case_members(worst, rows)
     flags = [flag for row in members for flag in row.flags]
     if worst.config.get("findings"):
         flags.append(Flag.masking.value)
-    if any(row.n == worst.n and worst.robust_acc > row.robust_acc + ACCURACY_TOLERANCE for row in members):
+    if any(shared.above(worst, row) for row in members):
         flags.append(Flag.worst_above_attack.value)
     return flags
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
+from robustinv.judge.outcomes import Outcomes, row_key
 from robustinv.judge.guard import GuardConfig, GuardEvidence, convergence_notes, masking_findings
 from robustinv.records import WORST_CASE, ResultRow
 from robustinv.judge.sanity import MASKING_REFERENCE_FLAGS, Flag
@@ -32,12 +33,21 @@ class ModelOutcomes:
     unbounded_acc: dict[str, float] = field(default_factory=dict)  # norm → what an ε = 1 PGD left (guarded models)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The rows with `masking?` flags where found and the worst-case rows after them; each worst case's outcome."""
+
+    rows: list[ResultRow]
+    worst: Outcomes
+
+
 def verdict_rows(
     rows: Sequence[ResultRow], outcomes: dict[tuple[str, str], ModelOutcomes], guard: GuardConfig
-) -> list[ResultRow]:
+) -> Verdict:
     """The rows with `masking?` flags where found, followed by one worst-case row per (model, defense, norm, ε)."""
     flagged: dict[int, ResultRow] = {}
     worst_rows = []
+    worst_outcomes: Outcomes = {}
     for (model, defense), state in outcomes.items():
         groups: dict[tuple[str, float], list[int]] = {}
         for i, row in enumerate(rows):
@@ -56,13 +66,15 @@ def verdict_rows(
                     if not outcome.gradient_free:
                         flagged[i] = _with_flag(flagged.get(i, rows[i]), Flag.masking.value)
             worst_rows.append(_worst_case_row(group, worst, findings, notes))
-    return [flagged.get(i, row) for i, row in enumerate(rows)] + worst_rows
+            worst_outcomes[row_key(worst_rows[-1])] = worst.robust
+    return Verdict([flagged.get(i, row) for i, row in enumerate(rows)] + worst_rows, worst_outcomes)
 
 
 def _evidence(eps: float, group: list[ResultRow], outcomes: list[Outcome], worst: WorstCase,
               unbounded_acc: float | None) -> GuardEvidence:
-    fgsm = [r.robust_acc for r, o in zip(group, outcomes) if o.single_step]
-    pgd = [r.robust_acc for r, o in zip(group, outcomes) if o.iterated]
+    # on the inputs every attack of the group saw, as the worst case's log has them
+    fgsm = [entry.attack_acc for entry, o in zip(worst.log, outcomes) if o.single_step]
+    pgd = [entry.attack_acc for entry, o in zip(worst.log, outcomes) if o.iterated]
     reference = {
         row.attack: [flag for flag in row.flags if flag in {f.value for f in MASKING_REFERENCE_FLAGS}] for row in group
     }

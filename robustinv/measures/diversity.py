@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from robustinv import metrics
 from robustinv.measures.registry import NAN, CellView, register_measure
+from robustinv.records.columns import cosine, non_negative
 
 
-@register_measure("diversity", columns=("diversity_cos", "diversity_l2", "fooled_diversity_cos"))
+@register_measure("diversity", columns=(cosine("diversity_cos"), non_negative("diversity_l2"), cosine("fooled_diversity_cos")))
 def diversity(view: CellView) -> dict[str, float]:
     """Mean pairwise feature cosine and L2 distance among an input's k candidates; NaN when k = 1.
 

@@ -4,7 +4,7 @@ Arrays here are numpy, never torch: the store, the gate and every report read th
 without importing torch. Each kind lives in its own module; import them from here.
 """
 
-from robustinv.records.cells import STORED_KINDS, CellKind, CellResult
+from robustinv.records.cells import STORED_KINDS, AttentionResult, CellKind, CellResult
 from robustinv.records.explanations import Explanation
 from robustinv.records.gate_verdict import GateLevel, GateVerdict, RuleOutcome
 from robustinv.records.grids import SampleGrid
@@ -16,7 +16,7 @@ from robustinv.records.rows import (
 from robustinv.records.runs import RunInfo, RunResult
 
 __all__ = [
-    "CLEAN", "COLUMNS", "GUARD_SUFFIXES", "INTERVAL_COLUMNS", "INTERVAL_METRICS", "STORED_KINDS", "TIMING_COLUMNS",
+    "AttentionResult", "CLEAN", "COLUMNS", "GUARD_SUFFIXES", "INTERVAL_COLUMNS", "INTERVAL_METRICS", "STORED_KINDS", "TIMING_COLUMNS",
     "WORST_CASE", "CellKind", "CellResult", "Explanation", "GateLevel", "GateVerdict", "RecordError", "ResultRow", "RuleOutcome",
     "RunInfo", "RunResult", "SampleGrid", "TargetCell", "json_safe", "model_label", "reserved_label_problem", "row_from_dict",
     "row_record", "rows_digest",

@@ -19,9 +19,9 @@ class CellKind(str, Enum):
     attack = "attack"  # a suite attack at one ε
     guard = "guard"  # the guard's stronger PGD
     transfer = "transfer"  # the guard's transfer attack from a standard surrogate
+    explain = "explain"  # where an attack cell's examples moved the model's attention
     prepare = "prepare"  # prepare (load or train) a model
     train = "train"  # train an attack's generator
-    worst_case = "worst_case"  # the per-input worst case over every attack at one ε
 
 
 # The kinds the results store keeps (its `cells.kind` CHECK constraint lists exactly these).
@@ -34,8 +34,8 @@ class CellResult:
 
     `row` carries no run-level flags (sanity checks and the guard add them over all rows);
     `robust` (bool, one per evaluated input) says whether the model stayed correct, what the
-    worst case combines; `x_adv` (float32) is kept only for the adversarial examples the guard reuses;
-    `explanation` only for the cells that keep a sample grid.
+    worst case combines; `x_adv` (float32) holds the adversarial examples, which the guard's
+    transfer cells replay and the explain cells explain.
     """
 
     row: ResultRow
@@ -43,4 +43,11 @@ class CellResult:
     targets: tuple[TargetCell, ...] = ()
     grid: SampleGrid | None = None
     x_adv: npt.NDArray[np.float32] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class AttentionResult:
+    """An explain cell's result: the attention measures of the cell it explains, and (grid cells) what the report shows."""
+
+    measures: dict[str, float]
     explanation: Explanation | None = None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from robustinv.records.columns import Column, declared
 from robustinv.records.rows import COLUMNS, WORST_CASE, ResultRow
 
 
@@ -15,24 +17,18 @@ class RecordError(ValueError):
     """A stored record that does not hold what its type says: a wrong type, a value out of range, a bad key."""
 
 
-# Where each numeric column may lie; NaN (stored as null) is allowed except where `_REQUIRED` says otherwise.
-_FRACTIONS = ("clean_acc", "robust_acc", "success_rate", "candidate_success", "target_success")
-_COSINES = ("diversity_cos", "feature_consistency")
-_BOUNDS: dict[str, tuple[float, float]] = {
-    **{name: (0.0, 1.0) for name in _FRACTIONS},
-    **{name: (-1.0 - 1e-6, 1.0 + 1e-6) for name in _COSINES},
-}
 _REQUIRED = frozenset({"eps", "clean_acc", "robust_acc"})  # never NaN in a real row
-_INT_MINIMUM = {"n": 1, "samples_per_input": 1, "seed": 0}
 
 
-def row_from_dict(record: Any) -> ResultRow:
+def row_from_dict(record: Any, schema: Mapping[str, Column] | None = None) -> ResultRow:
     """A row from its JSON form, every value checked; null numbers (JSON has no NaN) become NaN.
 
     Refuses (RecordError, naming the column) an unknown or missing column, a value of the wrong
-    type (a boolean or a string where a number belongs), and a number out of its range: an
-    accuracy outside [0, 1], an infinite value, a non-positive ε. The Wilson interval columns
-    are derived from the row, so they are recomputed rather than trusted.
+    type (a boolean or a string where a number belongs), and a number outside its declared range
+    (`robustinv.records.columns`; `schema` holds the measures' declarations, a column declared
+    nowhere takes any finite number): an accuracy outside [0, 1], an infinite value, a
+    non-positive ε. The Wilson interval columns are derived from the row, so they are
+    recomputed rather than trusted.
     """
     if not isinstance(record, dict):
         raise RecordError(f"a result row must be an object, got {type(record).__name__}")
@@ -45,7 +41,7 @@ def row_from_dict(record: Any) -> ResultRow:
             if f.default_factory is not MISSING:  # a column added since the row was written
                 continue
             raise RecordError(f"{f.name}: missing")
-        values[f.name] = _checked_value(f.name, str(f.type), record[f.name])
+        values[f.name] = _checked_value(f.name, str(f.type), record[f.name], schema or {})
     _check_config(values["config"], worst_case=values["attack"] == WORST_CASE)
     return ResultRow(**values)
 
@@ -98,7 +94,7 @@ def _check_config(config: dict[str, Any], *, worst_case: bool) -> None:
         raise RecordError(f"config.{where}: {first['msg']}") from None
 
 
-def _checked_value(name: str, kind: str, value: Any) -> Any:
+def _checked_value(name: str, kind: str, value: Any, schema: Mapping[str, Column]) -> Any:
     def wrong(expected: str) -> RecordError:
         return RecordError(f"{name}: expected {expected}, got {_shown(value)}")
 
@@ -109,8 +105,9 @@ def _checked_value(name: str, kind: str, value: Any) -> Any:
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise wrong("an integer")
-        if value < _INT_MINIMUM.get(name, -(2**63)):
-            raise RecordError(f"{name}: {value} is below {_INT_MINIMUM[name]}")
+        problem = declared(schema, name).problem(float(value))
+        if problem is not None:
+            raise RecordError(f"{name}: {problem}")
         return value
     if kind == "float":
         if value is None and name not in _REQUIRED:
@@ -120,11 +117,13 @@ def _checked_value(name: str, kind: str, value: Any) -> Any:
         number = float(value)
         if math.isnan(number) and name not in _REQUIRED:
             return number
-        if not math.isfinite(number) and not (name == "samples_per_s" and number == math.inf):  # a zero-time cell
-            raise RecordError(f"{name}: {number} is not a finite number")
-        low, high = _BOUNDS.get(name, (0.0, math.inf))
-        if not low <= number <= high or (name == "eps" and number == 0):
-            raise RecordError(f"{name}: {number:g} is outside [{low:g}, {high:g}]")
+        if math.isnan(number):
+            raise RecordError(f"{name}: nan is not a finite number")
+        problem = declared(schema, name).problem(number)
+        if problem is None and name == "eps" and number == 0:
+            problem = "0 is not a positive ε"
+        if problem is not None:
+            raise RecordError(f"{name}: {problem}")
         return number
     if kind == "tuple[str, ...]":
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
@@ -133,7 +132,13 @@ def _checked_value(name: str, kind: str, value: Any) -> Any:
     if kind == "dict[str, float]":
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise wrong("an object")
-        return {key: _checked_value(f"{name}.{key}", "float", number) for key, number in value.items()}
+        checked = {}
+        for key, number in value.items():
+            try:
+                checked[key] = _checked_value(key, "float", number, schema)
+            except RecordError as exc:
+                raise RecordError(f"{name}.{exc}") from None
+        return checked
     if kind == "dict[str, Any]":
         if not isinstance(value, dict):
             raise wrong("an object")

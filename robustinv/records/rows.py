@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -28,10 +29,20 @@ def model_label(model: str, defense: str) -> str:
 
 
 def reserved_label_problem(label: str) -> str | None:
-    """Why an attack label would collide with a row the harness names itself; None when it is free."""
-    if label in (CLEAN, WORST_CASE):
-        return f"{label!r} is the name of robustinv's own {'clean sample' if label == CLEAN else 'worst-case'} row"
-    suffix = next((s for s in GUARD_SUFFIXES if label.endswith(s)), None)
+    """Why an attack label would collide with a row the harness names itself, or name nothing; None when it is free.
+
+    Labels are compared as a reader sees them: case, Unicode forms and surrounding whitespace
+    aside (`"Worst_Case"` and `"clean "` look like robustinv's own rows in a report or a
+    spreadsheet). A blank label names nothing and is refused.
+    """
+    seen = unicodedata.normalize("NFKC", label).strip().casefold()
+    if not seen:
+        return "a blank label names no row"
+    if seen in (CLEAN, WORST_CASE):
+        own = "clean sample" if seen == CLEAN else "worst-case"
+        reads = "" if label == seen else f" reads as {seen!r}, which"
+        return f"{label!r}{reads} is the name of robustinv's own {own} row"
+    suffix = next((s for s in GUARD_SUFFIXES if seen.endswith(s)), None)
     if suffix is not None:
         return f"labels ending in {suffix!r} name the gradient-masking guard's rows"
     return None

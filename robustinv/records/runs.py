@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from robustinv.records.columns import Column
 from robustinv.records.explanations import Explanation
 from robustinv.records.grids import SampleGrid
 from robustinv.records.rows import ResultRow, TargetCell
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -36,3 +41,10 @@ class RunResult:
     explanations: list[Explanation] = field(default_factory=list)
     computed: int = 0  # cells computed by this call
     reused: int = 0  # cells loaded from the results store, finished by an earlier attempt of the run
+    columns: dict[str, Column] = field(default_factory=dict)  # the declarations of the rows' measure columns
+
+    def to_frame(self) -> pd.DataFrame:
+        """The rows as results.csv holds them: one line per (model, defense, attack, ε), stable columns."""
+        from robustinv.records.tables import rows_frame
+
+        return rows_frame(self.rows)

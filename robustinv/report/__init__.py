@@ -20,7 +20,7 @@ from robustinv.report.html import render_html
 from robustinv.report.junit import render_junit
 from robustinv.report.markdown import render_summary
 from robustinv.report.rundir import RECORD_FILES, StoredRun, gate_bytes, load_run, parse_run, record_files
-from robustinv.report.tables import rows_frame
+from robustinv.records.tables import rows_frame
 
 __all__ = ["StoredRun", "load_run", "render_reports", "rows_frame", "write_gated", "write_run"]
 

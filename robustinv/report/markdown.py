@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robustinv.errors import RobustinvError
-from robustinv.gate import outcome_summary
+from robustinv.gating import outcome_summary
 from robustinv.records import WORST_CASE, GateVerdict, ResultRow, RuleOutcome, model_label
 from robustinv.text import printable
 
@@ -82,8 +82,10 @@ def _verdict_lines(verdict: GateVerdict | None) -> list[str]:
     if verdict.baseline:
         counts.append(f"baseline {escape(verdict.baseline)}")
     head = f"**Gate: {'PASS' if verdict.passed else 'FAIL'}** ({', '.join(counts)})"
+    checked = f"{'Rows verified' if verdict.verified else '**Rows not verified**'}: {escape(verdict.verification_details)}"
     details = [_outcome_line("FAIL", o) for o in verdict.failures] + [_outcome_line("WARN", o) for o in verdict.warnings]
-    return [head, "", *details] if details else [head]
+    details += [_outcome_line("PASS", o) for o in verdict.outcomes if o.passed and o.decided_after is not None]
+    return [head, "", checked, *([""] + details if details else [])]
 
 
 def _outcome_line(status: str, outcome: RuleOutcome) -> str:

@@ -31,11 +31,13 @@ from robustinv.records import (
     Explanation, GateLevel, GateVerdict, RecordError, ResultRow, RuleOutcome, RunInfo, RunResult, SampleGrid, TargetCell,
     row_from_dict, row_record,
 )
+from robustinv.records.columns import Column
+from robustinv.records.gate_verdict import Provenance
 from robustinv.report.folder_json import RunFolderError, json_bytes, json_object, read_json, read_text
 from robustinv.report.image_records import (
     EXPLAIN_JSON, EXPLAIN_TENSORS, SAMPLES_JSON, SAMPLES_TENSORS, parse_explanations, parse_grids,
 )
-from robustinv.report.tables import rows_frame, targets_frame
+from robustinv.records.tables import rows_frame, targets_frame
 
 RESULTS_CSV = "results.csv"
 RESULTS_JSON = "results.json"
@@ -63,7 +65,8 @@ def record_files(result: RunResult, suite_toml: str, verdict: GateVerdict | None
     """The record files of a run, by name, as bytes."""
     files = {
         RESULTS_CSV: rows_frame(result.rows).to_csv(index=False, float_format="%.10g").encode(),
-        RESULTS_JSON: json_bytes({"run": asdict(result.info), "results": [row_record(row) for row in result.rows]}),
+        RESULTS_JSON: json_bytes({"run": asdict(result.info), "columns": _columns(result),
+                                  "results": [row_record(row) for row in result.rows]}),
         SUITE_TOML: suite_toml.encode(),
     }
     if result.targets:
@@ -83,8 +86,15 @@ def record_files(result: RunResult, suite_toml: str, verdict: GateVerdict | None
     return files
 
 
+def _columns(result: RunResult) -> dict[str, object]:
+    """The declarations (type, bounds) of the run's measure columns, so a reader checks them without torch."""
+    return {name: column.as_json() for name, column in sorted(result.columns.items())}
+
+
 def gate_bytes(verdict: GateVerdict, run_id: str) -> bytes:
-    return json_bytes({"run_id": run_id, **asdict(verdict)})
+    """gate.json: the run it judged, the verdict, and whether (and how) the judged rows were verified."""
+    return json_bytes({"run_id": run_id, **asdict(verdict), "verified": verdict.verified,
+                       "verification": verdict.verification})
 
 
 def load_run(folder: Path) -> StoredRun:
@@ -115,24 +125,34 @@ def parse_run(files: Mapping[str, bytes], folder: Path) -> StoredRun:
 
 def _results(data: bytes, path: Path) -> tuple[RunInfo, list[ResultRow]]:
     payload = json_object(read_json(data, path), path, "(top level)")
-    unknown = sorted(set(payload) - {"run", "results"})
+    unknown = sorted(set(payload) - {"run", "columns", "results"})
     if unknown or "run" not in payload or "results" not in payload:
         problem = f"unknown key {unknown[0]!r}" if unknown else "needs the keys 'run' and 'results'"
         raise RunFolderError(f"{path}: not a robustinv results file ({problem})")
     info = _run_info(json_object(payload["run"], path, "run"), path)
+    schema = _schema(payload.get("columns", {}), path)
     results = payload["results"]
     if not isinstance(results, list):
         raise RunFolderError(f"{path}: results: expected a list, got {type(results).__name__}")
     rows = []
     for i, record in enumerate(results):
         try:
-            row = row_from_dict(record)
+            row = row_from_dict(record, schema)
         except RecordError as exc:
             raise RunFolderError(f"{path}: results[{i}].{exc}") from None
         if row.run_id != info.run_id:
             raise RunFolderError(f"{path}: results[{i}].run_id: {row.run_id!r} is not this run ({info.run_id!r})")
         rows.append(row)
     return info, rows
+
+
+def _schema(declared: Any, path: Path) -> dict[str, Column]:
+    """The column declarations results.json holds (older files hold none: their measures take any finite number)."""
+    columns = json_object(declared, path, "columns")
+    try:
+        return {name: Column.from_json(name, data) for name, data in columns.items()}
+    except ValueError as exc:
+        raise RunFolderError(f"{path}: columns: {exc}") from None
 
 
 def _run_info(record: dict[str, Any], path: Path) -> RunInfo:
@@ -195,14 +215,34 @@ def _gate(data: bytes, path: Path, run_id: str) -> GateVerdict:
         policy, baseline = payload["policy"], payload.get("baseline")
         if not isinstance(policy, str) or not (baseline is None or isinstance(baseline, str)):
             raise TypeError("policy and baseline must be strings")
+        provenance = tuple(_provenance(p) for p in payload.get("provenance", []))
     except (KeyError, TypeError, ValueError) as exc:
         raise RunFolderError(f"{path}: not a robustinv gate file ({exc})") from None
-    return GateVerdict(policy=policy, baseline=baseline, outcomes=outcomes)
+    verdict = GateVerdict(policy=policy, baseline=baseline, outcomes=outcomes, provenance=provenance)
+    if payload.get("verified", verdict.verified) is not verdict.verified:
+        raise RunFolderError(f"{path}: 'verified' says {payload.get('verified')!r}, but its provenance says "
+                             f"{verdict.verified!r}")
+    return verdict
+
+
+def _provenance(record: Any) -> Provenance:
+    if not isinstance(record, dict) or set(record) != {f.name for f in fields(Provenance)}:
+        raise ValueError("a provenance needs exactly the keys " + ", ".join(f.name for f in fields(Provenance)))
+    if not isinstance(record["subject"], str) or not isinstance(record["how"], str) \
+            or not isinstance(record["verified"], bool):
+        raise TypeError("subject and how must be strings, verified a boolean")
+    return Provenance(**record)
 
 
 def _outcome(record: Any) -> RuleOutcome:
-    if not isinstance(record, dict) or set(record) != {f.name for f in fields(RuleOutcome)}:
-        raise ValueError("an outcome needs exactly the keys " + ", ".join(f.name for f in fields(RuleOutcome)))
+    names = {f.name for f in fields(RuleOutcome)}
+    required = {f.name for f in fields(RuleOutcome) if f.default is MISSING}
+    if not isinstance(record, dict) or not required <= set(record) <= names:
+        raise ValueError("an outcome needs the keys " + ", ".join(sorted(required)) + " (and may have "
+                         + ", ".join(sorted(names - required)) + ")")
+    decided = record.get("decided_after")
+    if decided is not None and (isinstance(decided, bool) or not isinstance(decided, int) or decided < 0):
+        raise TypeError("decided_after must be a count or null")
     texts = (record["rule"], record["required"], record["reason"])
     measured = record["measured"]
     if not all(isinstance(t, str) for t in texts) or not isinstance(record["passed"], bool):

@@ -12,7 +12,8 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, Union
 
@@ -21,17 +22,18 @@ import torch
 
 from robustinv import metrics
 from robustinv.attacks import AttackContext, AttackOutput
+from robustinv.judge.sanity import Flag
 from robustinv.measures import CellView, measure_cell
 from robustinv.models import PreparedModel
+from robustinv.models.checked import CheckedModel
 from robustinv.models.features import logits_and_features
 from robustinv.errors import ModelError
-from robustinv.records import CLEAN, CellKind, CellResult, ResultRow, SampleGrid, TargetCell
+from robustinv.records import CLEAN, AttentionResult, CellKind, CellResult, ResultRow, SampleGrid, TargetCell
 from robustinv.run import explaining
 from robustinv.run import setting as workspace
-from robustinv.run.plan import CellSpec
+from robustinv.run.plan import CellSpec, cell_seed
 from robustinv.run.setting import RunSetting
 from robustinv.runtime import model_device, predict_logits
-from robustinv.judge.sanity import Flag
 from robustinv.store import ModelRecord
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class Trained:
     seconds: float
 
 
-Value = Union[Prepared, Trained, CellResult]
+Value = Union[Prepared, Trained, CellResult, AttentionResult]
 
 
 @dataclass(frozen=True)
@@ -105,43 +107,50 @@ def train(setting: RunSetting, spec: CellSpec, inputs: Mapping[str, Any], events
 
 
 def attack(setting: RunSetting, spec: CellSpec, inputs: Mapping[str, Any], events: Events | None) -> CellResult:
-    """A suite attack (or one of the guard's) at one ε on the first `n` inputs, measured into a row."""
+    """A suite attack (or one of the guard's) at one ε on its range of the eval inputs, measured into a row."""
+    assert spec.attack is not None
     model = _model(setting, spec)
     attack = spec.attack_object()
-    x, y = workspace.eval_set(setting)
-    x, y = x[:spec.n], y[:spec.n]
-    output = attack.run(model.module, x, y, spec.eps, seed=spec.seed, context=_context(setting, model))
-    config = {**spec.attack.row_config(spec.eps, spec.seed), "capabilities": attack.capabilities()} \
-        if spec.attack is not None else {}
+    x, y = spec.inputs.take(*workspace.eval_set(setting))
+    learned_from = cell_seed(setting.suite.seed, spec.model.name, spec.model.defense, spec.label, spec.eps)
+    with _counting(model) as passes:
+        output = attack.run(model.module, x, y, spec.eps, seed=spec.seed, context=_context(setting, model),
+                            prepare_seed=learned_from)
+    spent = passes(len(y))
+    config = {**spec.attack.row_config(spec.eps, spec.seed), "capabilities": attack.capabilities()}
     if output.diagnostics:
         config["diagnostics"] = output.diagnostics
-    row, robust, view = _measured(setting, spec, model, config, output.x_adv, output)
+    row, robust, view = _measured(setting, spec, model, config, output.x_adv, output, spent)
     samples = output.samples[:SAMPLE_DRAWS, :SAMPLE_INPUTS]
-    full_y = workspace.eval_set(setting)[1]
-    explained = view.explained if spec.grid else None
     return CellResult(
         row, robust.numpy(), tuple(_target_cells(row, y, view.sample_pred, output.targets, _num_classes(setting))),
-        sample_grid(model, spec.label, spec.eps, samples, full_y) if spec.grid else None,
-        output.x_adv.numpy() if spec.keep_adv else None,
-        None if explained is None else explaining.explanation(setting, spec, explained, output.x_adv, SAMPLE_INPUTS),
+        sample_grid(model, spec.label, spec.eps, samples, y) if spec.grid else None, output.x_adv.numpy(),
     )
 
 
 def transfer(setting: RunSetting, spec: CellSpec, inputs: Mapping[str, Any], events: Events | None) -> CellResult:
     """The surrogate's adversarial examples of the reference attack, replayed against this model."""
     crafted: CellResult = inputs[spec.deps[1]]
-    assert crafted.x_adv is not None, "the reference cell keeps its adversarial examples"
+    assert crafted.x_adv is not None, "attack cells keep their adversarial examples"
     model = _model(setting, spec)
     assert spec.attack is not None
     config = {**spec.attack.row_config(spec.eps, spec.seed), "name": "transfer", "surrogate": spec.surrogate}
     x_adv = torch.from_numpy(np.array(crafted.x_adv))
-    row, robust, _ = _measured(setting, spec, model, config, x_adv, None)
-    return CellResult(row, robust.numpy())
+    row, robust, _ = _measured(setting, spec, model, config, x_adv, None, (math.nan, math.nan))
+    return CellResult(row, robust.numpy(), x_adv=crafted.x_adv)
+
+
+def explain(setting: RunSetting, spec: CellSpec, inputs: Mapping[str, Any], events: Events | None) -> AttentionResult:
+    """Where the examples of the attack cell this explains moved the model's attention, over `spec.explained` inputs."""
+    attacked: CellResult = inputs[spec.deps[1]]
+    assert attacked.x_adv is not None, "attack cells keep their adversarial examples"
+    return explaining.attention(setting, spec, _model(setting, spec), torch.from_numpy(np.array(attacked.x_adv)),
+                                SAMPLE_INPUTS)
 
 
 CELLS: dict[CellKind, Callable[[RunSetting, CellSpec, Mapping[str, Any], Events | None], Value]] = {
     CellKind.prepare: prepare, CellKind.train: train, CellKind.attack: attack, CellKind.guard: attack,
-    CellKind.transfer: transfer,
+    CellKind.transfer: transfer, CellKind.explain: explain,
 }
 
 
@@ -158,6 +167,17 @@ def sample_grid(model: PreparedModel, attack: str, eps: float, samples: torch.Te
         confidences=tuple(tuple(round(float(v), 6) for v in draw) for draw in confidence),
         images=(samples.clamp(0, 1) * 255).round().to(torch.uint8).numpy(),
     )
+
+
+@contextmanager
+def _counting(model: PreparedModel) -> Iterator[Callable[[int], tuple[float, float]]]:
+    """Inside the block the checked model counts its passes; yields their per-input reading (NaN unchecked)."""
+    module = model.module
+    if not isinstance(module, CheckedModel):
+        yield lambda n: (math.nan, math.nan)
+        return
+    with module.counting() as meter:
+        yield lambda n: meter.count.per_input(n)
 
 
 def _model(setting: RunSetting, spec: CellSpec) -> PreparedModel:
@@ -183,43 +203,44 @@ def _context(setting: RunSetting, model: PreparedModel) -> AttackContext:
 
 
 def _measured(setting: RunSetting, spec: CellSpec, model: PreparedModel, config: dict[str, Any],
-              x_adv: torch.Tensor, output: AttackOutput | None) -> tuple[ResultRow, torch.Tensor, CellView]:
-    """The result row of adversarial examples for the first len(x_adv) inputs, and which of them stayed correct."""
-    n = len(x_adv)
+              x_adv: torch.Tensor, output: AttackOutput | None, passes: tuple[float, float],
+              ) -> tuple[ResultRow, torch.Tensor, CellView]:
+    """The result row of adversarial examples for the cell's inputs, and which of them stayed correct."""
     batch = setting.suite.eval_batch_size
-    x, y = (t[:n] for t in workspace.eval_set(setting))
+    taken = spec.inputs
+    x, y = taken.take(*workspace.eval_set(setting))
     clean = workspace.clean_view(setting, spec.model.entry, spec.model.defense, spec.model.fingerprint)
-    clean_pred = clean.pred[:n]
+    (clean_pred,) = taken.take(clean.pred)
+    clean_features = None if clean.features is None else taken.take(clean.features)[0]
     adv_logits, adv_features = workspace.logits_features(model, x_adv, batch)
     adv_pred = adv_logits.argmax(1)
     samples = output.samples if output is not None else x_adv[None]
     sample_pred, sample_features = _candidates_view(model, samples, batch) if output is not None \
         else (adv_pred[None], None)
-    view = CellView(x, y, x_adv, clean_pred, adv_pred, None if clean.features is None else clean.features[:n],
-                    adv_features, samples, sample_pred, sample_features,
-                    output.targets if output is not None else None,
-                    explaining.explained_pair(setting, spec, model, x_adv),
-                    output.grad_evals if output is not None else math.nan)
+    view = CellView(x, y, x_adv, clean_pred, adv_pred, clean_features, adv_features, samples, sample_pred,
+                    sample_features, output.targets if output is not None else None,
+                    output.grad_evals if output is not None else math.nan, *passes)
     seconds = output.seconds if output is not None else 0.0
     measured = measure_cell(view)
     extra = {name: float(measured.pop(name)) for name in list(measured) if name not in ROW_FIELDS}
     data = workspace.dataset(setting)
+    n = len(y)
     row = ResultRow(
         run_id=setting.run_id, dataset=data.name, model=model.name, defense=model.defense,
-        attack=spec.label, norm=str(config.get("norm", "linf")), eps=spec.eps, n=n,
+        attack=spec.label, norm=spec.attack.norm.value if spec.attack is not None else "linf", eps=spec.eps, n=n,
         clean_acc=metrics.accuracy(clean_pred, y),
         robust_acc=metrics.robust_accuracy(clean_pred, adv_pred, y),
         success_rate=metrics.success_rate(clean_pred, adv_pred, y),
         seconds=seconds, samples_per_s=workspace.seconds_per(int(measured["samples_per_input"]) * n, seconds),
         train_seconds=output.train_seconds if output is not None else 0.0,
-        flags=(Flag.randomized.value,) if spec.model.randomized else (), config=config,
-        seed=int(config.get("seed", 0)),
+        flags=(Flag.randomized.value,) if spec.model.randomized else (), config=config, seed=spec.seed,
         model_fingerprint=model.fingerprint, dataset_fingerprint=data.fingerprint,
         model_source="", model_train_seconds=0.0,  # the driver fills in the run's first provenance
         measures=extra, **measured,
     )
-    log.info("model %s | %s ε=%g: robust %.2f%%, success %.2f%%, feature consistency %.3f (%.1fs)", model.label,
-             row.attack, row.eps, 100 * row.robust_acc, 100 * row.success_rate, row.feature_consistency, row.seconds)
+    log.info("model %s | %s ε=%g%s: robust %.2f%%, success %.2f%%, feature consistency %.3f (%.1fs)", model.label,
+             row.attack, row.eps, "" if spec.inputs.start == 0 and spec.batch == 0 else f" {taken.describe()}",
+             100 * row.robust_acc, 100 * row.success_rate, row.feature_consistency, row.seconds)
     return row, (clean_pred == y) & (adv_pred == y), view
 
 

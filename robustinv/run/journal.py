@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from robustinv.measures import schema
 from robustinv.records import CellKind, CellResult
 from robustinv.store import ModelRecord, RunStatus, Store
 
@@ -38,7 +39,7 @@ class Journal:
         """The result of cell `key` if this run committed it before (and its files are intact)."""
         if self.store is None or key not in self.done:
             return None
-        found = self.store.load_cell(self.run_id, key)
+        found = self.store.load_cell(self.run_id, key, schema())
         if found is not None:
             self.reused += 1
         return found

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 
-from robustinv.records import CellKind, CellResult
+from robustinv.records import CellResult
 from robustinv.run.cells import Done, Prepared, Value
 from robustinv.run.executors import Executor
 from robustinv.run.executors.base import Event
 from robustinv.run.journal import Journal
-from robustinv.run.plan import CellSpec, ModelRef, Plan
+from robustinv.run.plan import CellSpec, ModelRef
 from robustinv.run.setting import RunSetting
 from robustinv.store import ModelRecord
 from robustinv.text import first_line
@@ -57,13 +57,13 @@ class Progress:
     on_running: Callable[[list[CellSpec]], None] = lambda running: None
 
 
-def run_plan(plan: Plan, executor: Executor, setting: RunSetting, journal: Journal,
-             progress: Progress | None = None) -> Outcome:
-    """Every cell of `plan` but the worst-case judgements (the driver's own), stored or computed."""
+def run_plan(cells: list[CellSpec], executor: Executor, setting: RunSetting, journal: Journal,
+             progress: Progress | None = None, outcome: Outcome | None = None) -> Outcome:
+    """Every cell of `cells` not yet in `outcome`, stored or computed; `outcome` (extended in place) holds earlier ones."""
     progress = progress or Progress()
-    todo = [cell for cell in plan.cells if cell.kind is not CellKind.worst_case]
-    progress.on_start(len(todo))
-    outcome = Outcome()
+    outcome = outcome if outcome is not None else Outcome()
+    todo = [cell for cell in cells if cell.key not in outcome.values]
+    by_key = {cell.key: cell for cell in todo}
     pending: dict[Future[Done], CellSpec] = {}
     retried: set[str] = set()
     waiting = []
@@ -74,7 +74,7 @@ def run_plan(plan: Plan, executor: Executor, setting: RunSetting, journal: Journ
         else:
             outcome.values[spec.key] = stored
             progress.on_cell(spec, "stored")
-    failed_keys: set[str] = set()
+    failed_keys = {failure.spec.key for failure in outcome.failures}
     try:
         while waiting or pending:
             waiting = _start_ready(waiting, pending, outcome, failed_keys, executor, setting, journal, progress)
@@ -84,7 +84,7 @@ def run_plan(plan: Plan, executor: Executor, setting: RunSetting, journal: Journ
                 break
             progress.on_running(list(pending.values()))
             finished, _ = wait(list(pending), timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-            _forward(executor.events(), plan, progress)
+            _forward(executor.events(), by_key, progress)
             for future in finished:
                 spec = pending.pop(future)
                 _collect(future, spec, outcome, failed_keys, retried, pending, executor, setting, journal, progress)
@@ -165,10 +165,10 @@ def _skip(spec: CellSpec, outcome: Outcome, failed_keys: set[str], progress: Pro
     progress.on_cell(spec, "failed")
 
 
-def _forward(events: list[Event], plan: Plan, progress: Progress) -> None:
+def _forward(events: list[Event], by_key: dict[str, CellSpec], progress: Progress) -> None:
     for key, step, steps in events:
-        if key in plan.by_key:
-            progress.on_event(plan.by_key[key], step, steps)
+        if key in by_key:
+            progress.on_event(by_key[key], step, steps)
 
 
 class _Skipped(Exception):

@@ -9,7 +9,8 @@ What is small and queried lives in the database: run status and gate verdict, ea
 result row, target cells and sample-grid labels as JSON, and its headline numbers as columns.
 Arrays go to one safetensors file per cell under the run's output folder (`robustinv.store.cells`).
 Opening, journaling and transactions are `robustinv.store.database`; the tables and their
-migrations `robustinv.store.schema`.
+migrations `robustinv.store.schema`; the lock that keeps one writer per run folder, whatever
+store each uses, `robustinv.store.folder_lock`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +26,8 @@ from pathlib import Path
 from robustinv.records import (  # CellKind, CellResult: re-exported, older callers import them from here
     STORED_KINDS, CellKind, CellResult,
 )
-from robustinv.store.cells import CELLS_DIR, cell_columns, cell_from_row, write_artifact
+from robustinv.records.columns import Column
+from robustinv.store.cells import CELLS_DIR, INSERT_CELL, cell_columns, cell_from_row, write_artifact
 from robustinv.store.database import Database, StoreError
 from robustinv.store.history import Headline, HistoryEntry, read_history
 from robustinv.store.runs import ModelRecord, RunRecord, RunStatus, alive, run_record
@@ -97,6 +100,26 @@ class Store(Database):
         with self._reading() as db:
             return db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
+    def run(self, run_id: str) -> RunRecord | None:
+        """The store's record of a run; None when it does not know it."""
+        with self._reading() as db:
+            found = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if found is None else run_record(found)
+
+    def runs_in(self, folder: Path) -> list[RunRecord]:
+        """Every run recorded into `folder`, newest first."""
+        with self._reading() as db:
+            found = db.execute("SELECT * FROM runs WHERE out_dir = ? ORDER BY started DESC, rowid DESC",
+                               (str(folder.resolve()),)).fetchall()
+        return [run_record(row) for row in found]
+
+    def running_in(self, folder: Path, pid: int) -> str | None:
+        """The run that process `pid` of this host is writing into `folder`, by its id; None when unknown."""
+        with self._reading() as db:
+            found = db.execute("SELECT run_id FROM runs WHERE out_dir = ? AND status = ? AND pid = ? AND host = ?",
+                               (str(folder.resolve()), RunStatus.running.value, pid, socket.gethostname())).fetchone()
+        return None if found is None else str(found["run_id"])
+
     def record_gate(self, run_id: str, passed: bool) -> None:
         """Store the gate's verdict on a run (what `last_passing_run` looks for)."""
         with self._transaction() as db:
@@ -121,15 +144,20 @@ class Store(Database):
                        (run_id, model.model, model.defense, model.fingerprint, model.source, model.train_seconds))
         return model
 
-    def last_passing_run(self, suite: str) -> Path | None:
-        """The output folder of the latest finished run that passed its gate; `suite` is a suite key or name."""
+    def last_passing_run(self, suite: str, *, besides: Path | None = None, besides_run: str | None = None
+                         ) -> RunRecord | None:
+        """The latest finished run that passed its gate; `suite` is a suite key or name.
+
+        Never the run being judged: not a run written into `besides` (its folder), nor `besides_run`.
+        """
+        folder = "" if besides is None else str(besides.resolve())
         with self._reading() as db:
             found = db.execute(
-                "SELECT out_dir FROM runs WHERE gate_passed = 1 AND status = ? AND (suite_key = ? OR suite = ?) "
-                "ORDER BY finished DESC, rowid DESC LIMIT 1",
-                (RunStatus.finished.value, suite, suite),
+                "SELECT * FROM runs WHERE gate_passed = 1 AND status = ? AND (suite_key = ? OR suite = ?) "
+                "AND out_dir != ? AND run_id != ? ORDER BY finished DESC, rowid DESC LIMIT 1",
+                (RunStatus.finished.value, suite, suite, folder, besides_run or ""),
             ).fetchone()
-        return Path(found["out_dir"]) if found is not None else None
+        return None if found is None else run_record(found)
 
     def history(self, model: str | None = None) -> list[HistoryEntry]:
         """Past runs, newest first, with headline numbers; only runs (and headlines) of `model` when given."""
@@ -157,17 +185,19 @@ class Store(Database):
             out_dir = self._require_run(db, run_id)
         artifact = write_artifact(out_dir, key, result)
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       cell_columns(run_id, key, kind, result, artifact=artifact, committed=_now()))
+            db.execute(INSERT_CELL, cell_columns(run_id, key, kind, result, artifact=artifact, committed=_now()))
 
-    def load_cell(self, run_id: str, key: str) -> CellResult | None:
-        """A committed cell, or None when it is missing or its artifact is gone or unreadable (recompute it)."""
+    def load_cell(self, run_id: str, key: str, schema: Mapping[str, Column] | None = None) -> CellResult | None:
+        """A committed cell, or None when it is missing or its artifact is gone or unreadable (recompute it).
+
+        `schema` declares the measure columns its row may hold (see `robustinv.records.columns`).
+        """
         with self._reading() as db:
             found = db.execute(
                 "SELECT cells.*, runs.out_dir FROM cells JOIN runs USING (run_id) WHERE run_id = ? AND cell_key = ?",
                 (run_id, key),
             ).fetchone()
-        return None if found is None else cell_from_row(found)
+        return None if found is None else cell_from_row(found, schema)
 
     def _require_run(self, db: sqlite3.Connection, run_id: str) -> Path:
         found = db.execute("SELECT out_dir FROM runs WHERE run_id = ?", (run_id,)).fetchone()

@@ -97,6 +97,9 @@ class Database:
         elif application_id != APPLICATION_ID:
             raise StoreError(f"{self.path} is an SQLite database but not a robustinv results store; "
                              "pass another store path")
+        elif schema < 1 or tables == 0:  # robustinv's mark with no schema version, or no tables: a damaged header
+            raise StoreError(f"results store {self.path} is damaged: its header says schema {schema} with "
+                             f"{tables} tables; move it aside to start a new one, or pass another store path")
         elif schema > SCHEMA_VERSION:
             raise StoreError(f"results store {self.path} was written by a newer robustinv (schema {schema}; "
                              f"this version reads schema {SCHEMA_VERSION}); upgrade robustinv")

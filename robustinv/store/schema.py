@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; bump with a migration in MIGRATIONS when a table changes
+SCHEMA_VERSION = 3  # PRAGMA user_version; bump with a migration in MIGRATIONS when a table changes
 APPLICATION_ID = 0x52424956  # PRAGMA application_id, "RBIV": tells a robustinv store from other SQLite files
 
 SCHEMA = """
@@ -54,6 +54,7 @@ CREATE TABLE cells (
     grid_json    TEXT,                   -- the SampleGrid without its images, or NULL
     artifact     TEXT,                   -- safetensors file relative to the run's out_dir, or NULL
     committed    TEXT NOT NULL,
+    artifact_digest TEXT,                -- SHA-256 of the artifact's bytes (NULL in cells of schema 2)
     PRIMARY KEY (run_id, cell_key)
 );
 """
@@ -62,6 +63,8 @@ CREATE TABLE cells (
 MIGRATIONS = {  # schema version → statements that bring it to the next one
     1: ["ALTER TABLE runs ADD COLUMN pid INTEGER", "ALTER TABLE runs ADD COLUMN host TEXT",
         "ALTER TABLE runs ADD COLUMN results_digest TEXT"],
+    # Cells committed before have no digest of their artifact: `cells.cell_from_row` computes them again.
+    2: ["ALTER TABLE cells ADD COLUMN artifact_digest TEXT"],
 }
 
 

@@ -2,34 +2,20 @@
 
 Kept separate from the evaluation attacks (ART) on purpose: it runs once per training batch,
 so it freezes the parameters (no weight gradients), runs in the model's current device and
-accepts a custom objective (cross-entropy for Madry, KL to the clean output for TRADES).
+accepts a custom objective (cross-entropy for Madry, KL to the clean output for TRADES). The
+loop is the harness's one projected-gradient template, `robustinv.gradient.signed_steps`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from robustinv.gradient import signed_steps
+
 LogitLoss = Callable[[torch.Tensor], torch.Tensor]
-
-
-@contextmanager
-def frozen_parameters(model: nn.Module) -> Iterator[None]:
-    """No parameter gradients inside the block (input gradients only); eval mode for the attack."""
-    flags = [p.requires_grad for p in model.parameters()]
-    training = model.training
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
-        model.train(training)
 
 
 def linf_pgd(
@@ -37,14 +23,8 @@ def linf_pgd(
     start: torch.Tensor,
 ) -> torch.Tensor:
     """Maximize `loss_of_logits(model(x + δ))` over ‖δ‖∞ ≤ ε with x + δ in [0, 1], from `x + start`."""
-    delta = ((x + start).clamp(0, 1) - x).clamp(-eps, eps)
-    with frozen_parameters(model):
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            (grad,) = torch.autograd.grad(loss_of_logits(model(x + delta)), delta)
-            delta = (delta.detach() + step_size * grad.sign()).clamp(-eps, eps)
-            delta = (x + delta).clamp(0, 1) - x
-    return (x + delta).detach()
+    return signed_steps(model, x, start, lambda logits, _: -loss_of_logits(logits), eps=eps, steps=steps,
+                        step_size=step_size)
 
 
 def uniform_start(x: torch.Tensor, eps: float) -> torch.Tensor:

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from robustinv.checkpoints import (
-    checkpoint_files, content_key, load_checkpoint, load_state_file, save_checkpoint, state_fingerprint,
+    check_model_file, checkpoint_files, content_key, load_checkpoint, load_state_file, save_checkpoint,
+    state_fingerprint,
 )
 from robustinv.data import Dataset
 from robustinv.errors import ModelError
@@ -55,10 +56,17 @@ def prepare_model(
     """
     identity = identify_model(spec, dataset, seed=seed, device=device, cache_dir=cache_dir, base_dir=base_dir,
                               defense=defense)
+    return ready_model(identity, dataset, device=device, on_epoch=on_epoch)
+
+
+def ready_model(identity: ModelIdentity, dataset: Dataset, *, device: torch.device,
+                on_epoch: EpochMonitor | None = None) -> PreparedModel:
+    """The identified model with its weights: as given, from the cache, or trained now (and cached)."""
     if identity.recipe is not None:
         prepared = _train_cached(identity, dataset, device=device, on_epoch=on_epoch)
     else:
-        prepared = PreparedModel(spec.name, identity.module, identity.fingerprint, identity.source, 0.0)
+        prepared = PreparedModel(identity.name, identity.module, identity.fingerprint, identity.source, 0.0,
+                                 identity.defense)
     prepared = replace(prepared, randomized=identity.randomized)
     prepared.module.to(device).eval()
     return prepared
@@ -194,8 +202,7 @@ def _load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path) ->
 
 
 def _load_torchscript(path: Path) -> nn.Module:
-    if not path.is_file():
-        raise ModelError(f"TorchScript file {path} does not exist")
+    check_model_file(path, "TorchScript")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated upstream, still supported

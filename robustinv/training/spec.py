@@ -56,8 +56,8 @@ class ModelSpec(Config):
     @model_validator(mode="after")
     def _one_source(self) -> ModelSpec:
         if self.torchscript is not None:
-            if self.arch is not None or self.weights is not None or self.train is not None:
-                raise ValueError("'torchscript' stands alone: drop 'arch', 'weights' and 'train'")
+            if self.arch is not None or self.weights is not None or self.train is not None or self.arch_kwargs:
+                raise ValueError("'torchscript' stands alone: drop 'arch', 'arch_kwargs', 'weights' and 'train'")
             if self.defended:
                 raise ValueError("defended references are trained from an architecture: a TorchScript "
                                  "model has none, so it takes only defenses = [\"standard\"]")
@@ -69,6 +69,9 @@ class ModelSpec(Config):
                     f"({', '.join(MODELS.names())}); set 'arch'"
                 )
             object.__setattr__(self, "arch", self.name)
+        if self.arch_kwargs and ":" not in str(self.arch):
+            raise ValueError(f"arch_kwargs: {self.arch!r} is a registered architecture, built from the data's shape "
+                             "and classes alone; arch_kwargs go to a 'module:callable' arch")
         if self.weights is not None and self.train is not None:
             raise ValueError("give either 'weights' or a [models.train] recipe, not both")
         if self.weights is None and self.train is None:

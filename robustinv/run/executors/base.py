@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from robustinv.errors import RobustinvError
 from robustinv.registry import Registry
 from robustinv.run.cells import Done
 from robustinv.run.plan import CellSpec
@@ -30,6 +31,13 @@ class ExecutorOptions:
         return self.workers or max(1, (os.cpu_count() or 1) // self.threads)
 
 
+MAX_WORKERS_PER_CPU = 4  # more worker processes than this only queue for the CPUs, each holding torch in memory
+
+
+def max_workers() -> int:
+    return MAX_WORKERS_PER_CPU * (os.cpu_count() or 1)
+
+
 class Executor(ABC):
     """Runs cells; `slots` of them at a time. Use as a context manager."""
 
@@ -48,6 +56,13 @@ class Executor(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @classmethod
+    def preflight(cls, workers: int | None = None) -> None:
+        """Refuse, before any data is read, what this executor cannot do here: absurd `workers`, a missing package."""
+        if workers is not None and not 1 <= workers <= max_workers():
+            raise RobustinvError(f"--workers {workers}: give 1 to {max_workers()} worker processes "
+                                 f"({MAX_WORKERS_PER_CPU} per CPU of this machine's {os.cpu_count() or 1})")
 
     def start(self) -> None:
         """Start workers (or join a cluster)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from robustinv.run.cells import Done, execute
 from robustinv.run.executors.base import EXECUTORS, Event, Executor, ExecutorOptions
+from robustinv.run.executors.failures import left_cell, users_error
 from robustinv.run.plan import CellSpec
 from robustinv.run.setting import RunSetting
 
@@ -32,7 +33,11 @@ class Serial(Executor):
             future.set_result(execute(setting, spec, inputs, lambda key, step, steps: self._events.append(
                 (key, step, steps))))
         except Exception as exc:  # the caller reports the cell's failure with its key
-            future.set_exception(exc)
+            future.set_exception(users_error(setting, spec, exc))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # sys.exit in a model: the model's error, not the end of robustinv
+            future.set_exception(left_cell(spec, exc))
         return future
 
     def events(self) -> list[Event]:

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustinv.training.defenses.base import DEFENSES, Defense, Terms
-from robustinv.training.inner import frozen_parameters, gaussian_start, linf_pgd
+from robustinv.gradient import frozen
+from robustinv.training.inner import gaussian_start, linf_pgd
 from robustinv.training.losses import trades_kl
 from robustinv.training.recipe import AdversarialRecipe, TrainRecipe
 
@@ -22,7 +23,7 @@ class Trades(Defense):
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, recipe: TrainRecipe
     ) -> tuple[torch.Tensor, Terms]:
         assert isinstance(recipe, AdversarialRecipe)
-        with torch.no_grad(), frozen_parameters(model):
+        with torch.no_grad(), frozen(model):
             target = model(x)
         x_adv = linf_pgd(
             model, x, lambda logits: trades_kl(target, logits), eps=eps, steps=recipe.inner_steps,

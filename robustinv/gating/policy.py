@@ -121,10 +121,18 @@ class Rule(Config):
         return f"{self.name}: {text}" if self.name else text
 
 
+class SequentialConfig(Config):
+    """`[sequential]` in a gate policy: decide the accuracy rules by an anytime-valid test, batch by batch."""
+
+    confidence: float = Field(0.95, gt=0, lt=1, description="of each decision, valid however often it looks")
+    batch: int = Field(50, ge=1, le=1_000_000, description="inputs attacked between two looks")
+
+
 class Policy(Config):
-    """A gate policy: the rules, checked in order."""
+    """A gate policy: the rules, checked in order, and optionally how to decide them sequentially."""
 
     rules: list[Rule]
+    sequential: SequentialConfig | None = None
 
     @field_validator("rules")
     @classmethod
@@ -132,6 +140,35 @@ class Policy(Config):
         if not value:
             raise ValueError("a policy needs at least one [[rules]] entry")
         return value
+
+    @model_validator(mode="after")
+    def _sequential_decides_something(self) -> Policy:
+        if self.sequential is not None and not any(
+                rule.level is GateLevel.fail and sequential_problem(rule) is None for rule in self.rules):
+            raise ValueError("[sequential] decides fail rules on robust_acc or clean_acc with min or max (no "
+                             "max_drop); this policy has none, so there is nothing to decide as the inputs come in")
+        return self
+
+    @property
+    def decided_sequentially(self) -> list[Rule]:
+        """The rules decided by the anytime-valid test (every rule on an accuracy bound, with `[sequential]`)."""
+        if self.sequential is None:
+            return []
+        return [rule for rule in self.rules if sequential_problem(rule) is None]
+
+
+DECIDABLE_METRICS = ("robust_acc", "clean_acc")  # Bernoulli means: one observation per evaluated input
+
+
+def sequential_problem(rule: Rule) -> str | None:
+    """Why a rule cannot be decided sequentially; None when it can."""
+    if rule.metric not in DECIDABLE_METRICS:
+        return f"{rule.metric} is not an accuracy (only {' and '.join(DECIDABLE_METRICS)} are decided sequentially)"
+    if rule.max_drop is not None:
+        return "max_drop compares with a baseline's value, not a bound on this run's accuracy"
+    if rule.min is None and rule.max is None:
+        return "it has no min or max"
+    return None
 
 
 def load_policy(path: Path) -> Policy:
@@ -143,4 +180,4 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(format_validation_error(str(path), exc, known_keys=_POLICY_KEYS)) from None
 
 
-_POLICY_KEYS = (*Policy.model_fields, *Rule.model_fields)
+_POLICY_KEYS = (*Policy.model_fields, *Rule.model_fields, *SequentialConfig.model_fields)

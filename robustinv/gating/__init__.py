@@ -12,11 +12,11 @@ The gate fails closed: a rule that cannot be checked honestly — no matching ro
 a row the sanity checks flagged or whose attack errored, a drop without a baseline — fails, and its
 `reason` says why. A number that cannot be trusted never lets a release through.
 
-The rules and their validation are `robustinv.gate.policy`; checking them `robustinv.gate.checks`.
+The rules and their validation are `robustinv.gating.policy`; checking them `robustinv.gating.checks`.
 """
 
-from robustinv.gate.checks import evaluate_gate, gate_run, outcome_summary
-from robustinv.gate.policy import (
+from robustinv.gating.checks import evaluate_gate, gate_run, outcome_summary
+from robustinv.gating.policy import (
     FRACTION_METRICS, METRICS, TOLERANCE, Bound, Policy, PolicyError, Rule, load_policy,
 )
 

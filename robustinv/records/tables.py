@@ -1,4 +1,4 @@
-"""Tidy tables rendered from result records: results.csv and inversion_targets.csv."""
+"""Tidy tables of result records: results.csv and inversion_targets.csv (pandas, no torch)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 
 import pandas as pd
 
-from robustinv.records import COLUMNS, ResultRow, TargetCell, row_record
+from robustinv.records.rows import COLUMNS, ResultRow, TargetCell, row_record
 
 
 def rows_frame(rows: list[ResultRow]) -> pd.DataFrame:
