@@ -60,19 +60,23 @@ def evaluate(
         return run_suite(suite, executor="serial")
     from robustinv.report import write_run
     from robustinv.store import DEFAULT_STORE, Store
+    from robustinv.store.folder_lock import folder_lock
 
     out_dir = Path(out)
-    with Store(Path(store) if store is not None else DEFAULT_STORE) as opened:
+    with Store(Path(store) if store is not None else DEFAULT_STORE) as opened, \
+            folder_lock(out_dir, command="run", suite=suite.name, runs=opened):
         result = run_suite(suite, store=opened, out_dir=out_dir, executor="serial")
         write_run(result, dump_suite(suite), out_dir)
     return result
 
 
 def gate(run: RunResult | Path | str, policy: Path | str | Mapping[str, Any], *,
-         baseline: RunResult | Path | str | None = None) -> GateVerdict:
+         baseline: RunResult | Path | str | None = None, store: Path | str | None = None) -> GateVerdict:
     """The verdict of a policy (a file, or a dict of `rules`) on a run (a `RunResult` or a run folder).
 
-    For a pytest test in a model repository: `assert verdict.passed, verdict.summary`.
+    For a pytest test in a model repository: `assert verdict.passed, verdict.summary`. A run
+    folder is checked against the results store (`store`, default `reports/robustinv.db`, when
+    it exists) as `robustinv gate` checks it; the verdict says whether its rows were verified.
     """
     from robustinv.gating import Policy, PolicyError, gate_run, load_policy
     from robustinv.tomlfile import format_validation_error
@@ -87,17 +91,32 @@ def gate(run: RunResult | Path | str, policy: Path | str | Mapping[str, Any], *,
         policy_name = "<policy>"
     else:
         rules, policy_name = load_policy(Path(policy)), str(policy)
-    rows, base = _rows(run), None if baseline is None else _rows(baseline)
-    return gate_run(rules, rows, policy_name=policy_name, baseline=base,
-                    baseline_name=None if baseline is None else str(getattr(baseline, "info", baseline)))
+    judged = _judged(run, store)
+    base = None if baseline is None else _judged(baseline, store)
+    return gate_run(rules, judged[0], policy_name=policy_name, baseline=None if base is None else base[0],
+                    baseline_name=None if base is None else base[2],
+                    provenance=(judged[1],) + (() if base is None else (base[1],)))
 
 
-def _rows(run: RunResult | Path | str) -> list[Any]:
+def _judged(run: RunResult | Path | str, store: Path | str | None) -> tuple[list[Any], Any, str]:
+    """A run's rows, how they were verified, and its name: a result of this process, or a folder checked against the store."""
+    from robustinv.gating.provenance import computed_here, verify_rows
+
     if isinstance(run, RunResult):
-        return run.rows
+        return run.rows, computed_here(run.info.run_id), f"run {run.info.run_id}"
     from robustinv.report import load_run
+    from robustinv.store import DEFAULT_STORE, Store
 
-    return load_run(Path(run)).rows
+    folder = Path(run)
+    stored = load_run(folder)
+    store_path = Path(store) if store is not None else DEFAULT_STORE
+    subject = f"run {stored.info.run_id}"
+    if not store_path.exists():
+        return stored.rows, verify_rows(None, store_path, stored.info.run_id, stored.rows, folder, subject=subject), \
+            str(folder)
+    with Store(store_path) as opened:
+        return stored.rows, verify_rows(opened, store_path, stored.info.run_id, stored.rows, folder,
+                                        subject=subject), str(folder)
 
 
 def _suite(model: nn.Module, data: Data, *, name: str, eps: float | Sequence[float] | None,

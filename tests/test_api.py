@@ -84,8 +84,13 @@ def test_evaluate_writes_the_run_folder(digits: Dataset, digits_model: torch.nn.
     result = robustinv.evaluate(digits_model, (digits.x_test[:20], digits.y_test[:20]), eps=0.2, attacks=["fgsm"],
                                 n_explain=0, out=tmp_path / "run", store=tmp_path / "store.db")
     assert {"report.html", "results.csv", "results.json", "summary.md"} <= {p.name for p in (tmp_path / "run").iterdir()}
-    assert robustinv.gate(result, {"rules": [{"metric": "clean_acc", "min": 0.0}]}).passed
-    assert robustinv.gate(tmp_path / "run", {"rules": [{"metric": "clean_acc", "min": 0.0}]}).passed
+    policy = {"rules": [{"metric": "clean_acc", "min": 0.0}]}
+    here = robustinv.gate(result, policy)
+    assert here.passed and here.verified and "computed by this process" in here.summary
+    stored = robustinv.gate(tmp_path / "run", policy, store=tmp_path / "store.db")
+    assert stored.passed and stored.verified
+    elsewhere = robustinv.gate(tmp_path / "run", policy, store=tmp_path / "no-store.db")
+    assert elsewhere.passed and not elsewhere.verified and "unverified" in elsewhere.summary
 
 
 def test_evaluate_takes_a_data_loader_and_arrays(digits: Dataset, digits_model: torch.nn.Module) -> None:

@@ -128,3 +128,18 @@ def test_the_reference_code_s_other_checks_become_flags() -> None:
               {"check": "check_range_output", "message": "it seems that the output is a probability distribution"}]
     assert reference_flags(_aa_row(checks=checks)) == [Flag.aa_randomized, Flag.aa_probabilities]
     assert reference_flags(replace(_aa_row(), config={"name": "pgd"})) == []
+
+
+def test_too_few_classes_for_the_reference_losses_are_refused_up_front() -> None:
+    from torch import nn
+
+    from robustinv.attacks import build_attack
+    from robustinv.errors import ModelError
+    from robustinv.models.checked import CheckedModel
+
+    three = CheckedModel(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), "tiny", 3)
+    build_attack({"name": "apgd", "eps": [0.1]}).validate(three, (1, 8, 8), model_name="tiny")  # CE needs 2
+    for table in ({"name": "autoattack", "eps": [0.1]}, {"name": "apgd", "eps": [0.1], "loss": "dlr",
+                                                          "targeted": True}):
+        with pytest.raises(ModelError, match="has 3 classes"):
+            build_attack(table).validate(three, (1, 8, 8), model_name="tiny")

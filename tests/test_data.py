@@ -249,3 +249,37 @@ def test_an_npz_root_that_is_no_regular_file_is_named(tmp_path: Path, make: str)
     expected = {"fifo": "is a FIFO", "folder": "is a folder", "device": "character device"}[make]
     with pytest.raises(DataError, match=expected):
         load_dataset("npz", path)
+
+
+def _cifar_folder(root: Path, batch: object) -> Path:
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"):
+        with (folder / name).open("wb") as handle:
+            pickle.dump(batch, handle, protocol=2)
+    return root
+
+
+def test_cifar10_batches_are_read_without_unpickling_code(tmp_path: Path) -> None:
+    import numpy as np
+
+    images = np.arange(4 * 3072, dtype=np.int64).astype(np.uint8).reshape(4, 3072)
+    root = _cifar_folder(tmp_path / "ok", {b"data": images, b"labels": [0, 1, 2, 9], b"batch_label": b"x"})
+    data = load_dataset("cifar10", root, download=False)
+    assert data.x_train.shape == (20, 3, 32, 32) and data.y_test.tolist() == [0, 1, 2, 9]
+    assert float(data.x_test[0, 0, 0, 1]) == pytest.approx(1 / 255)  # red channel, second pixel
+
+
+def test_a_cifar10_batch_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    import os
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return os.system, (f"touch {tmp_path / 'ran'}",)
+
+    root = _cifar_folder(tmp_path / "evil", {b"data": Payload(), b"labels": [0]})
+    with pytest.raises(DataError, match="refuses to load posix.system|refuses to load os.system"):
+        load_dataset("cifar10", root, download=False)
+    assert not (tmp_path / "ran").exists()

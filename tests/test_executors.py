@@ -274,7 +274,8 @@ def test_a_progress_display_sees_every_cell_and_the_training_epochs(tmp_path: Pa
     )
     suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
     run_suite(suite, progress=progress)
-    assert len(seen["cells"]) == seen["total"] == 2 + 2 + 2 * 5 + 3  # prepare, train, attacks, guard cells
+    attacked = 2 * 5 + 3  # the attacks and the guard's cells, each explained by an explain cell
+    assert len(seen["cells"]) == seen["total"] == 2 + 2 + attacked + attacked  # and prepare, train
     assert {how for _, how in seen["cells"]} == {"computed"}
     assert ("smallcnn", 2, 2) in seen["epochs"] and ("smallcnn[pgd_at]", 1, 1) in seen["epochs"]
 

@@ -216,3 +216,13 @@ def test_the_light_capability_table_matches_every_registered_attack(name: str) -
 
 def test_the_light_capability_table_names_only_registered_attacks() -> None:
     assert sorted(ATTACK_CAPABILITIES) == ATTACKS.names()
+
+
+def test_a_rule_may_bound_a_measure_column_and_fails_closed_where_no_row_has_it() -> None:
+    rows = [replace(row, measures={"grad_evals": 40.0}) for row in ROWS]
+    (within,) = evaluate_gate(Policy(rules=[Rule(metric="grad_evals", max=50)]), rows, policy_name="p").outcomes
+    assert within.passed and within.measured == 40.0
+    (absent,) = evaluate_gate(Policy(rules=[Rule(metric="adv_margin", min=0)]), rows, policy_name="p").outcomes
+    assert not absent.passed and "has no column 'adv_margin'" in absent.reason
+    with pytest.raises(ValueError, match="did you mean 'robust_acc'"):
+        Rule(metric="robust_accc", min=0.5)

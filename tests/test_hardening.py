@@ -285,8 +285,9 @@ def test_ctrl_c_during_a_run_exits_130(tmp_path: Path, monkeypatch: pytest.Monke
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Fgsm, "generate", interrupt)
-    out = tmp_path / "out"
-    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(out))
+    out = tmp_path / "out"  # a store of its own: the session's store may hold these cells, computed by another test
+    code, stdout, stderr = invoke("run", str(write_suite(tmp_path, TINY_SUITE)), "--out", str(out),
+                                  "--store", str(tmp_path / "own.db"))
     assert code == 130 and stderr.strip().endswith("interrupted") and "Traceback" not in stdout + stderr
     assert {p.name for p in out.iterdir()} <= {"cells"} if out.exists() else True
 

@@ -464,7 +464,7 @@ CASES: dict[str, Case] = {
     "robust_acc null": Case(on_run(set_row("robust_acc", None)), "robust_acc: expected a number, got NoneType"),
     "robust_acc as text": Case(on_run(set_row("robust_acc", "0.9")), "robust_acc: expected a number, got str"),
     "robust_acc true": Case(on_run(set_row("robust_acc", True)), "robust_acc: expected a number, got bool"),
-    "n zero": Case(on_run(set_row("n", 0)), "results[0].n: 0 is below 1"),
+    "n zero": Case(on_run(set_row("n", 0)), "results[0].n: 0 is outside [1, inf]"),
     "n as float": Case(on_run(set_row("n", 60.0)), "n: expected an integer"),
     "negative eps": Case(on_run(set_row("eps", -0.3)), "eps: -0.3 is outside"),
     "negative seconds": Case(on_run(set_row("seconds", -1)), "seconds: -1 is outside"),

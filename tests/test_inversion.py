@@ -42,6 +42,18 @@ def test_generators_shapes_and_bounds(shape: tuple[int, int, int], hot: bool) ->
     assert image.shape == x.shape and 0.0 <= float(image.min()) and float(image.max()) <= 1.0
 
 
+def test_a_saturated_generator_moves_every_pixel_by_eps_and_still_learns() -> None:
+    torch.manual_seed(0)
+    generator = PerturbGenerator((1, 8, 8), 10, saturate=True)
+    with torch.no_grad():
+        generator.out.weight.normal_()
+    x = torch.full((3, 1, 8, 8), 0.5)
+    x_adv = generator(x, soft_codes(torch.tensor([1, 2, 3]), 10, tau=0.2), torch.randn(3, 16), 0.1)
+    assert torch.allclose((x_adv - x).abs(), torch.full_like(x, 0.1))
+    x_adv.sum().backward()
+    assert generator.out.weight.grad is not None and float(generator.out.weight.grad.abs().sum()) > 0
+
+
 @pytest.mark.parametrize("shape", [(1, 10, 10), (2, 8, 8), (1, 2, 2)])
 def test_unsupported_shapes_are_refused(shape: tuple[int, int, int]) -> None:
     with pytest.raises(InversionError, match="divisible by 4"):

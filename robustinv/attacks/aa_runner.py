@@ -31,6 +31,7 @@ from pyautoattack import checks as aa_checks
 from torch import nn
 
 from robustinv.attacks.base import Attack, AttackConfig, Candidates, Norm
+from robustinv.errors import ModelError
 from robustinv.runtime import model_device
 
 PACKAGE = "pyautoattack"
@@ -137,6 +138,16 @@ class ReferenceAttack(Attack):
     @abstractmethod
     def adversary(self, model: nn.Module, eps: float, *, seed: int, num_classes: int) -> AutoAttack:
         """The configured reference `AutoAttack` object at this ε."""
+
+    def classes_needed(self) -> int:
+        """The fewest classes the reference code's losses work with (its DLR losses index the 3rd and 4th logits)."""
+        return 2
+
+    def validate(self, model: nn.Module, input_shape: tuple[int, int, int], *, model_name: str) -> None:
+        classes = getattr(model, "num_classes", None)
+        if isinstance(classes, int) and classes < self.classes_needed():
+            raise ModelError(f"model {model_name!r} has {classes} classes; {self.config.display_name} needs at "
+                             f"least {self.classes_needed()} (the reference code's DLR loss ranks that many logits)")
 
 
 def zero_gradient_share(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int) -> float:

@@ -50,6 +50,9 @@ class Apgd(ReferenceAttack):
         c = self.config
         return float(c.steps * c.restarts * (c.target_classes if c.targeted else 1))
 
+    def classes_needed(self) -> int:
+        return 4 if self.config.targeted else 3 if self.config.loss == "dlr" else 2
+
     def adversary(self, model: nn.Module, eps: float, *, seed: int, num_classes: int) -> AutoAttack:
         c = self.config
         adversary = reference_adversary(model, eps=eps, norm=c.norm, seed=seed, version="custom", attacks=[c.member])

@@ -30,6 +30,9 @@ class AutoAttack(ReferenceAttack):
     config: AutoAttackConfig
     step_size_free = True
 
+    def classes_needed(self) -> int:
+        return 3 if self.config.version == "rand" else 4  # APGD-T's targeted DLR loss ranks 4 logits
+
     def adversary(self, model: nn.Module, eps: float, *, seed: int, num_classes: int) -> ReferenceAutoAttack:
         adversary = reference_adversary(model, eps=eps, norm=self.config.norm, seed=seed, version=self.config.version)
         # The standard version targets 9 classes; a model with fewer has fewer to target.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robustinv.data import cifar
 from robustinv.data.dataset import Dataset, from_arrays, register_dataset
 from robustinv.data.idx import IDX_ROLES, find_idx_files, load_idx_folder
 from robustinv.errors import DataError
@@ -60,6 +61,10 @@ def _torchvision_download(cls_name: str) -> Callable[[Path], object]:
     return download
 
 
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"  # torchvision's source and checksum
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+
+
 @register_dataset("mnist")
 def load_mnist(root: Path | None, *, download: bool) -> Dataset:
     """MNIST, 60k/10k grey 28×28 digits; files in ROOT/MNIST/raw (torchvision layout)."""
@@ -105,16 +110,25 @@ def _torchvision_arrays(name: str, root: Path | None, download: bool, build: Cal
 
 @register_dataset("cifar10")
 def load_cifar10(root: Path | None, *, download: bool) -> Dataset:
-    """CIFAR-10, 50k/10k colour 32×32 images; torchvision's `cifar-10-batches-py` under ROOT."""
+    """CIFAR-10, 50k/10k colour 32×32 images; torchvision's `cifar-10-batches-py` under ROOT.
 
-    def build(path: str, fetch: bool) -> Dataset:
-        from torchvision.datasets import CIFAR10
+    The batches are read by `robustinv.data.cifar`, which unpickles nothing but numpy arrays;
+    torchvision only downloads them (when no local files are found and download is on).
+    """
+    base = _existing_root("cifar10", root, f"torchvision's {cifar.FOLDER} folder")
+    if not cifar.has_batches(base):
+        if not download:
+            raise DataError(f"cifar10 not found under {base / cifar.FOLDER} and download is off")
+        try:
+            from torchvision.datasets.utils import download_and_extract_archive
 
-        train = CIFAR10(path, train=True, download=fetch)
-        test = CIFAR10(path, train=False, download=fetch)
-        return from_arrays("cifar10", train.data, np.array(train.targets), test.data, np.array(test.targets), 10)
-
-    return _torchvision_arrays("cifar10", root, download, build)
+            download_and_extract_archive(CIFAR10_URL, str(base), md5=CIFAR10_MD5)
+        except Exception as exc:  # network and archive errors of every kind
+            raise DataError(f"cifar10 not found under {base} and downloading it failed ({type(exc).__name__}: "
+                            f"{exc}); place torchvision's {cifar.FOLDER} in {base}") from None
+    x_train, y_train = cifar.read_split(base / cifar.FOLDER, cifar.TRAIN)
+    x_test, y_test = cifar.read_split(base / cifar.FOLDER, cifar.TEST)
+    return from_arrays("cifar10", x_train, y_train, x_test, y_test, 10)
 
 
 @register_dataset("svhn")

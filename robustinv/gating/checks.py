@@ -9,7 +9,7 @@ from typing import Any
 
 from robustinv.gating.comparable import describe, evaluation_differences
 from robustinv.gating.consistency import description_problem
-from robustinv.gating.policy import FRACTION_METRICS, TOLERANCE, Policy, Rule
+from robustinv.gating.policy import FRACTION_METRICS, METRICS, TOLERANCE, Policy, Rule, column_value
 from robustinv.gating.sequential import sequential_check
 from robustinv.records import INTERVAL_METRICS, GateVerdict, ResultRow, RuleOutcome, model_label
 from robustinv.records.gate_verdict import Provenance
@@ -111,7 +111,10 @@ def _untrusted(rule: Rule, matched: list[ResultRow]) -> _Check | None:
             return _Check(False, None, f"{_label(row)}: the attack failed ({row.config['error']})")
         if row.flags:
             return _Check(False, None, f"{_label(row)}: flagged by the sanity checks ({', '.join(row.flags)})")
-        if _missing(getattr(row, rule.metric)):
+        if rule.metric not in METRICS and rule.metric not in row.measures:
+            return _Check(False, None, f"{_label(row)}: has no column {rule.metric!r} (no measure of the run "
+                                       "computed it)")
+        if _missing(column_value(row, rule.metric)):
             return _Check(False, None, f"{_label(row)}: {rule.metric} is missing (NaN)")
     return None
 
@@ -151,7 +154,7 @@ def _check_drop(rule: Rule, bound: float, rows: Sequence[ResultRow], matched: li
         if differences:
             return _Check(False, None, f"{_label(row)}: not comparable with the baseline, which evaluated it "
                                        f"differently: {describe(differences)} (here vs baseline)")
-        if _missing(getattr(before, rule.metric)):
+        if _missing(column_value(before, rule.metric)):
             return _Check(False, None, f"{_label(row)}: the baseline's {rule.metric} is missing (NaN)")
         drops.append(((rule.value(before) - rule.value(row)) * scale, row, before))
     drop, row, before = max(drops, key=lambda d: d[0])

@@ -57,10 +57,18 @@ class Rule(Config):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in METRICS:
-            close = difflib.get_close_matches(value, METRICS, n=1)
+        """A numeric column of the rows, or a measure's column (which only the run's rows can confirm).
+
+        A name close to a column of the rows is taken for a typo; any other identifier may be a
+        registered measure's column, and a rule on a column no row holds fails closed.
+        """
+        if value in METRICS:
+            return value
+        close = difflib.get_close_matches(value, METRICS, n=1, cutoff=0.8)
+        if close or not value.isidentifier():
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"unknown metric {value!r}; {hint}valid metrics: {', '.join(METRICS)}")
+            raise ValueError(f"unknown metric {value!r}; {hint}valid metrics: {', '.join(METRICS)}, or the name of "
+                             "a measure's column")
         return value
 
     @model_validator(mode="after")
@@ -82,7 +90,7 @@ class Rule(Config):
     def value(self, row: ResultRow) -> float:
         """The row's value this rule checks: the metric, or an end of its Wilson interval."""
         if self.bound is Bound.value:
-            return float(getattr(row, self.metric))
+            return column_value(row, self.metric)
         low, high = row.interval(self.metric)
         return low if self.bound is Bound.low else high
 
@@ -169,6 +177,12 @@ def sequential_problem(rule: Rule) -> str | None:
     if rule.min is None and rule.max is None:
         return "it has no min or max"
     return None
+
+
+def column_value(row: ResultRow, metric: str) -> float:
+    """The row's value of a metric: one of its fields, or a measure's column (NaN where the row has none)."""
+    value = getattr(row, metric) if metric in METRICS else row.measures.get(metric)
+    return float("nan") if value is None else float(value)
 
 
 def load_policy(path: Path) -> Policy:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from robustinv.gating.policy import Policy, Rule, SequentialConfig, sequential_problem
+from robustinv.gating.policy import Policy, Rule, SequentialConfig, column_value, sequential_problem
 from robustinv.records import GateLevel, ResultRow, model_label
 from robustinv.sequential import SequentialTest
 
@@ -74,7 +74,7 @@ def decide(rule: Rule, rows: Sequence[ResultRow], test: SequentialTest) -> Decis
 
 
 def _row_decision(rule: Rule, row: ResultRow, test: SequentialTest) -> Decision:
-    value = float(getattr(row, rule.metric))
+    value = column_value(row, rule.metric)
     successes = round(value * row.n)
     low, high = test.bounds(successes, row.n)
     states = []

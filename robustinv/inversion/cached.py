@@ -41,9 +41,11 @@ class GeneratorSource:
 
     def build(self) -> PerturbGenerator | FreeGenerator:
         r = self.recipe
-        network = PerturbGenerator if self.mode == "perturb" else FreeGenerator
-        return network(self.input_shape, self.num_classes, width=r.width, z_dim=r.z_dim,
-                       dropout=r.dropout, use_hot_matrix=r.hot_matrix)
+        if self.mode == "perturb":
+            return PerturbGenerator(self.input_shape, self.num_classes, width=r.width, z_dim=r.z_dim,
+                                    dropout=r.dropout, use_hot_matrix=r.hot_matrix, saturate=r.saturate)
+        return FreeGenerator(self.input_shape, self.num_classes, width=r.width, z_dim=r.z_dim,
+                             dropout=r.dropout, use_hot_matrix=r.hot_matrix)
 
 
 def cached_generator(

@@ -63,14 +63,27 @@ class _Conditioned(nn.Module):
         return maps
 
 
+def straight_through_sign(h: torch.Tensor) -> torch.Tensor:
+    """sign(h) going forward, tanh's gradient going backward."""
+    soft = torch.tanh(h)
+    return soft + (torch.sign(h) - soft).detach()
+
+
 class PerturbGenerator(_Conditioned):
-    """G(x, z, c): an encoder–decoder that returns x' = clip(x + ε·tanh(h)), so ‖x' − x‖∞ ≤ ε."""
+    """G(x, z, c): an encoder–decoder that returns x' = clip(x + ε·tanh(h)), so ‖x' − x‖∞ ≤ ε.
+
+    With `saturate`, x' = clip(x + ε·sign(h)): every pixel moves by the full ε, to a corner of the
+    ε-box, where PGD's examples lie. On adversarially trained models a perturbation's strength
+    depends on its magnitude far more than on its detail, and a generator unsure of a pixel's
+    sign would otherwise leave it near 0 (README, "Generators on defended models").
+    """
 
     def __init__(
         self, input_shape: InputShape, num_classes: int, *, width: int = 16, z_dim: int = 16,
-        dropout: float = 0.3, use_hot_matrix: bool = False,
+        dropout: float = 0.3, use_hot_matrix: bool = False, saturate: bool = False,
     ) -> None:
         super().__init__(input_shape, num_classes, channels=2 * width, z_dim=z_dim, use_hot_matrix=use_hot_matrix)
+        self.saturate = saturate
         c = input_shape[0]
         self.stem = nn.Sequential(nn.Conv2d(c, width, 3, padding=1), nn.LeakyReLU(0.2))
         self.down = nn.Sequential(
@@ -93,7 +106,7 @@ class PerturbGenerator(_Conditioned):
         skip = self.stem(x)
         hidden = self.mix(torch.cat([self.down(skip), self.code_map(codes, noise)], 1))
         h = self.out(torch.cat([self.up(hidden), skip], 1)) + self.pattern(torch.cat([codes, noise], 1)).view_as(x)
-        return straight_through_clip(x + eps * torch.tanh(h))
+        return straight_through_clip(x + eps * (straight_through_sign(h) if self.saturate else torch.tanh(h)))
 
 
 class FreeGenerator(_Conditioned):

@@ -24,6 +24,7 @@ For robust (adversarially trained) models, optional knobs, all off by default:
 - `start_steps` trains the draws as starts of a refinement: the loss is taken after that many
   projected gradient steps from each draw, its gradient passed straight back to the draw.
 - `schedule = "cosine"` decays the learning rate to zero over the steps (long runs).
+- `saturate` makes the perturbation x + ε·sign(h): every pixel at a corner of the ε-box.
 
 The fields added for robust models enter the generator's cache key only when set away from their
 defaults, so a recipe that does not use them keeps the key (and the cached generator) it had.
@@ -38,7 +39,8 @@ from pydantic import Field
 from robustinv.config import Config
 
 # Fields added after generators were first cached; at their defaults they leave a generator as it was (`key_record`).
-KEYED_WHEN_SET = ("topk", "eps_start", "eps_ramp", "distill", "distill_steps", "distill_images", "start_steps", "schedule")
+KEYED_WHEN_SET = ("topk", "eps_start", "eps_ramp", "distill", "distill_steps", "distill_images", "start_steps", "schedule",
+                  "saturate")
 
 
 class GeneratorRecipe(Config):
@@ -72,6 +74,7 @@ class GeneratorRecipe(Config):
     distill_images: int = Field(10000, ge=1, description="training images given a distillation target (the pool)")
     start_steps: int = Field(0, ge=0, description="refinement steps after which the loss is taken (draws as starts)")
     schedule: Literal["constant", "cosine"] = Field("constant", description="learning-rate schedule over the steps")
+    saturate: bool = Field(False, description="perturb mode: every pixel moves by ±ε (sign of the output, straight through)")
 
     def weights(self, *, targeted: bool) -> tuple[float, float, float]:
         """(α, β, γ) with the mode's defaults filled in (the values measured in tuning)."""

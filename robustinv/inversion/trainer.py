@@ -66,7 +66,8 @@ def train_perturb_generator(
     seed_everything(seed)
     rng = torch.Generator().manual_seed(seed)
     generator = PerturbGenerator(tuple(x_train.shape[1:]), num_classes, width=recipe.width, z_dim=recipe.z_dim,  # type: ignore[arg-type]
-                                 dropout=recipe.dropout, use_hot_matrix=recipe.hot_matrix).to(device)
+                                 dropout=recipe.dropout, use_hot_matrix=recipe.hot_matrix,
+                                 saturate=recipe.saturate).to(device)
     order = torch.randperm(len(x_train), generator=rng)
     hold = order[: min(HELD_OUT, len(order) // 10)]
     pool = order[len(hold):]

@@ -66,7 +66,7 @@ class GateVerdict:
         lines = [f"gate {'PASSED' if self.passed else 'FAILED'} ({len(self.failures)} failed, "
                  f"{len(self.warnings)} warnings, {len(self.outcomes)} rules)"]
         lines += [f"{'pass' if o.passed else o.level.value}: {o.rule}: {o.reason}" for o in self.outcomes]
-        return "\n".join(lines)
+        return "\n".join([*lines, self.verification])
 
     @property
     def verified(self) -> bool:

@@ -23,7 +23,8 @@ from robustinv.measures import schema
 from robustinv.records import AttentionResult, CellKind, CellResult, Explanation, ResultRow, SampleGrid, TargetCell
 from robustinv.records.columns import Column, Combine, declared
 from robustinv.run.cells import Prepared, Value
-from robustinv.run.plan import CellSpec, Plan
+from robustinv.run.plan import CellSpec, ModelRef, Plan
+from robustinv.store import ModelRecord
 
 _NUMERIC = tuple(f.name for f in fields(ResultRow) if f.type in ("float", "int"))
 _RECOMPUTED = frozenset({"n", "clean_acc", "robust_acc", "success_rate", "samples_per_s", "seed", "eps"})
@@ -38,11 +39,12 @@ class Assembled:
     explanations: list[Explanation]
 
 
-def assemble(plan: Plan, values: Mapping[str, Value]) -> Assembled:
+def assemble(plan: Plan, values: Mapping[str, Value], models: Mapping[ModelRef, ModelRecord]) -> Assembled:
     """Rows, per-input outcomes, target cells, grids and explanations, model by model in plan order.
 
     `values` may hold only the first looks of a sequential run: an attack's row then covers the
-    ranges it finished.
+    ranges it finished. Every row names where its model came from as this run first recorded it
+    (`models`), whichever run computed the cell.
     """
     out = Assembled([], {}, [], [], [])
     declarations = schema()
@@ -58,6 +60,9 @@ def assemble(plan: Plan, values: Mapping[str, Value]) -> Assembled:
             assert all(isinstance(r, CellResult) for r in results)
             cells = [r for r in results if isinstance(r, CellResult)]
             row = merge_rows([c.row for c in cells], [c.robust for c in cells], state.clean_correct, declarations)
+            record = models.get(model)
+            if record is not None:
+                row = replace(row, model_source=record.source, model_train_seconds=record.train_seconds)
             for spec, cell in zip(group, cells):
                 explained = attention.get(spec.key)
                 if explained is not None:

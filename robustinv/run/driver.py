@@ -89,12 +89,12 @@ def _run(suite: Suite, *, base_dir: Path | None, store: Store | None, out_dir: P
     key = suite_key(suite)
     set_threads(suite.threads)
     device = resolve_device(suite.device.value)
+    cache = suite.cache_dir or cache_dir()  # a cache that cannot be one is refused before the data is read
     dataset = suite.dataset.load()
     check_eps_fits(suite.attacks, dataset)
     n_eval = len(dataset.y_test) if suite.dataset.n_eval is None else min(suite.dataset.n_eval, len(dataset.y_test))
     log.info("dataset %s: %d test images of shape %s, %d classes; attacking %d", dataset.name,
              len(dataset.y_test), dataset.input_shape, dataset.num_classes, n_eval)
-    cache = suite.cache_dir or cache_dir()
     identities = [
         (entry, identify_model(spec, dataset, seed=suite.seed, device=device, cache_dir=cache, base_dir=base_dir,
                                defense=defense))
@@ -124,7 +124,7 @@ def _run(suite: Suite, *, base_dir: Path | None, store: Store | None, out_dir: P
     workspace.adopt(setting, dataset, identities)
     try:
         outcome = _looks(plan, runner, setting, journal, progress, sequential, suite)
-        assembled = assemble(plan, outcome.values)
+        assembled = assemble(plan, outcome.values, outcome.models)
         rows = judge(assembled.rows, assembled.judged, suite.guard).rows
     except KeyboardInterrupt:
         journal.stop(RunStatus.interrupted)
@@ -166,7 +166,7 @@ def _looks(plan: Plan, runner: Executor, setting: RunSetting, journal: Journal, 
 
 
 def _judged(plan: Plan, outcome: Outcome, suite: Suite) -> Judgement:
-    assembled = assemble(plan, outcome.values)
+    assembled = assemble(plan, outcome.values, outcome.models)
     return judge(assembled.rows, assembled.judged, suite.guard)
 
 

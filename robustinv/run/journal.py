@@ -7,7 +7,7 @@ store every cell is computed and nothing is kept.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from robustinv.measures import schema
@@ -35,14 +35,31 @@ class Journal:
         if resumed:
             log.info("resuming run %s: %d of %d cells already done", run.run_id, len(self.done), len(set(planned)))
 
-    def stored(self, key: str) -> CellResult | None:
-        """The result of cell `key` if this run committed it before (and its files are intact)."""
-        if self.store is None or key not in self.done:
+    def stored(self, key: str, kind: CellKind) -> CellResult | None:
+        """The result of cell `key` if this run, or any run of the store, committed it (and its files are intact).
+
+        A key hashes everything that determines the cell, so a cell another run committed is this
+        cell: it is copied into this run (its row renamed to this run) instead of computed again.
+        """
+        if self.store is None:
             return None
-        found = self.store.load_cell(self.run_id, key, schema())
+        found = self.store.load_cell(self.run_id, key, schema()) if key in self.done else None
+        if found is None:
+            found = self._from_another_run(key, kind)
         if found is not None:
             self.reused += 1
         return found
+
+    def _from_another_run(self, key: str, kind: CellKind) -> CellResult | None:
+        assert self.store is not None
+        for run_id in self.store.runs_with_cell(key, besides=self.run_id):
+            found = self.store.load_cell(run_id, key, schema())
+            if found is not None:
+                found = replace(found, row=replace(found.row, run_id=self.run_id))
+                self.store.commit_cell(self.run_id, key, kind, found)
+                log.info("cell %s: the result run %s stored for the same key", key[:12], run_id)
+                return found
+        return None
 
     def commit(self, key: str, kind: CellKind, result: CellResult) -> None:
         if self.store is not None:

@@ -68,7 +68,7 @@ def run_plan(cells: list[CellSpec], executor: Executor, setting: RunSetting, jou
     retried: set[str] = set()
     waiting = []
     for spec in todo:
-        stored = journal.stored(spec.key) if spec.stored else None
+        stored = journal.stored(spec.key, spec.kind) if spec.stored else None
         if stored is None:
             waiting.append(spec)
         else:

@@ -172,6 +172,13 @@ class Store(Database):
             found = db.execute("SELECT cell_key FROM cells WHERE run_id = ?", (run_id,)).fetchall()
         return frozenset(row["cell_key"] for row in found)
 
+    def runs_with_cell(self, key: str, *, besides: str) -> list[str]:
+        """The runs (newest first) other than `besides` that committed the cell `key`: content-keyed, so the same result."""
+        with self._reading() as db:
+            found = db.execute("SELECT run_id FROM cells WHERE cell_key = ? AND run_id != ? ORDER BY committed DESC",
+                               (key, besides)).fetchall()
+        return [row["run_id"] for row in found]
+
     def commit_cell(self, run_id: str, key: str, kind: CellKind, result: CellResult) -> None:
         """Write the cell's arrays under the run's folder, then commit its record in one transaction.
 
