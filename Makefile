@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.robustinv-installed
-# Optional extras to install besides the package; .ci/run adds ray (EXTRAS=test,ray).
+# Optional extras to install besides the package; .ci/run adds ray and docs (EXTRAS=test,ray,docs).
 EXTRAS ?= test
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test test-fast docs clean
 
 venv: $(STAMP)
 
@@ -19,8 +19,20 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/robustinv run
 
+# Over every core (pytest-xdist); the Ray tests share one Ray instance on one worker (--dist loadgroup).
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
+
 test: venv
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+# The inner loop: everything but the tests marked slow (real data, Ray, killed runs, worker processes).
+test-fast: venv
+	$(PYTEST) -m "not slow"
+
+# The documentation site (docs/, mkdocs.yml) into build/site; --strict: any warning fails the build.
+docs: venv
+	test -x $(BIN)/mkdocs || $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -14,7 +14,7 @@ does not rerun it. Targets (issue 24): on each defended reference the cascade le
 AutoAttack + 0.5 point, at ≤ 1/10 of its passes (aim: 1/20) and ≤ 1/5 of its seconds; on the
 standard model 0% at ε = 0.3 in ≤ 1/20 of its passes.
 
-Part 2 of the benchmark, the sequential gate, goes in `sequential_gate` below.
+The sequential gate on the same models: `benchmarks/sequential_gate.py`.
 """
 
 from __future__ import annotations
@@ -188,14 +188,6 @@ def fmt_log(entries: dict[str, float]) -> str:
     return ", ".join(f"{member} {100 * acc:.1f}%" for member, acc in entries.items())
 
 
-def sequential_gate(suite: Suite, results: list[Comparison]) -> str | None:
-    """Part 2: the sequential gate at bounds 5 points below and above each defended model's worst case.
-
-    Returns the part's table, or None while the gate is not part of this benchmark.
-    """
-    return None
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", type=Path, default=HERE / "defenses.toml")
@@ -214,10 +206,6 @@ def main() -> int:
     print(table(results, args.n, args.eps))
     if args.json:
         args.json.write_text(json.dumps([{**asdict(r)} for r in results], indent=1))
-    gate = sequential_gate(suite, results)
-    if gate is not None:
-        print()
-        print(gate)
     return 0
 
 

@@ -125,8 +125,8 @@ def _suite(model: nn.Module, data: Data, *, name: str, eps: float | Sequence[flo
     if reserved:
         raise RobustinvError(f"evaluate(): {', '.join(sorted(reserved))} are set by evaluate() itself")
     cache = Path(keys["cache_dir"]) if "cache_dir" in keys else cache_dir()
-    x, y = tensors(data, "data")
-    x_train, y_train = (x, y) if train_data is None else tensors(train_data, "train_data")
+    x, y = _tensors(data, "data")
+    x_train, y_train = (x, y) if train_data is None else _tensors(train_data, "train_data")
     if x_train.shape[1:] != x.shape[1:]:
         raise DataError(f"evaluate(): train_data images are {tuple(x_train.shape[1:])}, data images "
                         f"{tuple(x.shape[1:])}")
@@ -142,7 +142,7 @@ def _suite(model: nn.Module, data: Data, *, name: str, eps: float | Sequence[flo
     return parse_suite(suite)
 
 
-def tensors(data: Data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(data: Data, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(x, y) as float32 NCHW images and int64 labels, from a pair of tensors/arrays or a DataLoader."""
     if isinstance(data, tuple) and len(data) == 2:
         pairs = [data]

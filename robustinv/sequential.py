@@ -17,7 +17,7 @@ M_n depends only on the count S of robust inputs and n, not on their order, so a
 checked again from a result row (its accuracy and n) alone. The prior is a discrete grid over
 (b, 1], itself a valid mixing distribution, so the guarantee does not rest on integration
 accuracy. `PRIOR_STRENGTH` (the Beta's pseudo-count) was tuned here: the inputs needed to
-separate accuracies 5 points apart near 85–90% at 95% are fewest around 30 (see the README).
+separate accuracies 5 points apart near 85–90% at 95% are fewest around 30 (docs/gate.md, "Sequential gate").
 """
 
 from __future__ import annotations

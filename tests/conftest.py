@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# One torch thread in this process and in the commands it starts: the tests' tensors are tiny, and
+# two threads per process on two shared cores (or beside a second pytest-xdist worker) spend their
+# time waiting for each other, up to ten times slower. Suite cells set their own `threads` anyway.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from robustinv.data import Dataset, load_dataset
 from robustinv.models.zoo import smallcnn
@@ -14,6 +19,8 @@ from robustinv.training import TrainRecipe, train
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+torch.set_num_threads(1)
 
 needs_shared = pytest.mark.skipif(
     not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="../shared/data/MNIST is not beside this checkout"

@@ -279,3 +279,26 @@ def test_guard_flags_a_gradient_masked_model_and_not_an_honest_one(tmp_path: Pat
     honest_worst = by[("honest", "worst_case", 0.3)]
     assert not honest_worst.config["findings"] and honest_worst.n == 60, "over the inputs the guard saw too"
     assert all(math.isfinite(r.feature_consistency) for r in result.rows if r.attack != "worst_case")
+
+
+CASCADE_ATTACKS = """
+[[attacks]]
+name = "cascade"
+eps = [0.3]
+"""
+
+
+def test_cascade_and_the_guard_still_flag_the_masked_model_and_fail_its_gate(tmp_path: Path) -> None:
+    """The fast verdict (cascade instead of FGSM, PGD and Square) keeps the masked model's gate shut."""
+    (tmp_path / "maskednet.py").write_text(MASKED_MODULE)
+    suite = GUARD_SUITE[:GUARD_SUITE.index("[[attacks]]")] + CASCADE_ATTACKS + GUARD_SUITE[GUARD_SUITE.index("[guard]"):]
+    result = run_suite(load_suite(write_suite(tmp_path, suite)), base_dir=tmp_path)
+    by = {(r.model, r.attack, r.eps): r for r in result.rows}
+    masked, honest = by[("masked", "worst_case", 0.3)], by[("honest", "worst_case", 0.3)]
+    assert Flag.masking.value in masked.flags and masked.robust_acc < 0.1
+    assert Flag.masking.value in by[("masked", "cascade", 0.3)].flags
+    assert not any(r.flags for r in result.rows if r.model == "honest"), "an honest model comes out clean"
+    assert honest.robust_acc < 0.1
+    policy = Policy(rules=[Rule(metric="robust_acc", attack="worst_case", model="masked", min=0.0)])
+    (outcome,) = evaluate_gate(policy, result.rows, policy_name="p").outcomes
+    assert not outcome.passed and "masking?" in outcome.reason

@@ -37,6 +37,30 @@ from robustinv.store import RunStatus, Store
 from robustinv.suite import Suite, load_suite
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
+# The Ray tests share one local Ray instance and run on one pytest-xdist worker: starting Ray costs
+# seconds and a dozen processes, which a second instance beside it would fight for two cores.
+RAY_MARKS = (pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed"), pytest.mark.slow,
+             pytest.mark.xdist_group("ray"))
+
+
+def on_ray(test: Any) -> Any:
+    for mark in RAY_MARKS:
+        test = mark(test)
+    return test
+
+
+@pytest.fixture(scope="module")
+def ray_kill_mark(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A local Ray instance for this module's Ray tests; yields the mark file its killer model leaves."""
+    import ray
+
+    mark = tmp_path_factory.mktemp("ray") / "killed"
+    # Ray starts its workers at nice 15; beside a second pytest worker they would wait minutes for a core.
+    os.environ["RAY_worker_niceness"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"ROBUSTINV_TEST_KILL_MARK": str(mark)}})
+    yield mark
+    ray.shutdown()
 
 # Two models to train, a defended one with the guard (stronger PGD, transfer from the standard model, ε = 1 PGD),
 # and a learning attack (a generator per ε): every kind of cell, and dependencies between models.
@@ -163,16 +187,11 @@ def test_worker_processes_give_the_serial_results(serial: RunResult, tmp_path: P
     assert len(workers) == 2, f"two worker processes shared the cells: {workers}"
 
 
-@pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed")
+@pytest.mark.usefixtures("ray_kill_mark")
+@on_ray
 def test_ray_gives_the_serial_results(serial: RunResult, tmp_path: Path) -> None:
-    import ray
-
     suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        result = run_suite(suite, executor="ray")
-    finally:
-        ray.shutdown()
+    result = run_suite(suite, executor="ray")
     pd.testing.assert_frame_equal(frame(result), frame(serial), check_exact=True)
     assert all(worker.startswith("ray node ") for worker in result.info.workers)
 
@@ -225,18 +244,13 @@ def test_a_worker_killed_mid_cell_is_replaced_and_the_cell_retried(tmp_path: Pat
                                   frame(reference).drop(columns="model_source"), check_exact=True)
 
 
-@pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed")
-def test_ray_retries_a_cell_whose_worker_was_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ray
-
+@on_ray
+def test_ray_retries_a_cell_whose_worker_was_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    ray_kill_mark: Path) -> None:
     suite = killer_suite(tmp_path, monkeypatch)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"ROBUSTINV_TEST_KILL_MARK": str(tmp_path / "killed")}})
-    try:
-        result = run_suite(suite, base_dir=tmp_path, executor="ray")
-    finally:
-        ray.shutdown()
-    assert (tmp_path / "killed").exists(), "a Ray worker was killed"
+    monkeypatch.setenv("ROBUSTINV_TEST_KILL_MARK", str(ray_kill_mark))  # the mark the Ray workers were given
+    result = run_suite(suite, base_dir=tmp_path, executor="ray")
+    assert ray_kill_mark.exists(), "a Ray worker was killed"
     reference = run_suite(suite, base_dir=tmp_path)
     pd.testing.assert_frame_equal(frame(result).drop(columns="model_source"),
                                   frame(reference).drop(columns="model_source"), check_exact=True)
@@ -258,7 +272,8 @@ def test_generate_loads_the_generator_the_run_trained(serial: RunResult, tmp_pat
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="robustinv.inversion.cached"):
             request, _ = generate_samples(suite, model_name="smallcnn", defense=defense, n=4, out_dir=tmp_path / defense)
-        assert "training" not in caplog.text and "cached" in caplog.text, caplog.text
+        said = [r.getMessage() for r in caplog.records if r.name == "robustinv.inversion.cached"]
+        assert not any("training" in m for m in said) and any("cached" in m for m in said), said
         row = next(r for r in serial.rows if r.attack == "inversion" and r.defense == defense)
         assert request.seed == row.seed and request.model_fingerprint == row.model_fingerprint
 
@@ -423,24 +438,19 @@ def test_a_missing_ray_is_refused_before_any_data_is_read(tmp_path: Path, monkey
         assert store.history() == [], "a refused run is no failed run"
 
 
-@pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed")
+@pytest.mark.usefixtures("ray_kill_mark")
+@on_ray
 def test_ray_reports_user_model_failures_and_forwards_worker_logs(tmp_path: Path,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        for how, message in (("raise", "model 'm' failed on a batch of"), ("exit", "model 'm' called sys.exit(3)"),
-                             ("die", "died (its Ray worker crashed)")):
-            folder = tmp_path / how
-            folder.mkdir()
-            with pytest.raises(ModelError, match=re.escape(message)):
-                run_suite(worker_suite(folder, how), base_dir=folder, executor="ray")
-        (tmp_path / "talk").mkdir()
-        with caplog.at_level(logging.WARNING, logger="robustinv"):
-            run_suite(worker_suite(tmp_path / "talk", "talk"), base_dir=tmp_path / "talk", executor="ray")
-    finally:
-        ray.shutdown()
+    for how, message in (("raise", "model 'm' failed on a batch of"), ("exit", "model 'm' called sys.exit(3)"),
+                         ("die", "died (its Ray worker crashed)")):
+        folder = tmp_path / how
+        folder.mkdir()
+        with pytest.raises(ModelError, match=re.escape(message)):
+            run_suite(worker_suite(folder, how), base_dir=folder, executor="ray")
+    (tmp_path / "talk").mkdir()
+    with caplog.at_level(logging.WARNING, logger="robustinv"):
+        run_suite(worker_suite(tmp_path / "talk", "talk"), base_dir=tmp_path / "talk", executor="ray")
     assert any(r.name == "robustinv.test_worker" for r in caplog.records)
 
 

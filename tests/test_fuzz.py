@@ -152,29 +152,30 @@ def test_an_edited_run_file_loads_checked_or_raises_one_clear_error(edit: tuple[
 REPLACEMENTS: list[Any] = [None, True, -1.5, 7, "x", [], {}, [1], {"a": 1}]
 
 
-def test_every_place_of_every_run_file_with_any_value_loads_checked_or_raises_one_clear_error() -> None:
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [RESULTS_JSON, SAMPLES_JSON, GATE_JSON])
+def test_every_place_of_every_run_file_with_any_value_loads_checked_or_raises_one_clear_error(name: str) -> None:
     """The exhaustive companion of the fuzz test: every place of every JSON run file, every kind of value."""
-    for name in (RESULTS_JSON, SAMPLES_JSON, GATE_JSON):
-        document = json.loads(FILES[name])
-        for where in paths(document)[1:]:
-            for value in [*REPLACEMENTS, "delete"]:
-                changed = copy.deepcopy(document)
-                parent = changed
-                for part in where[:-1]:
-                    parent = parent[part]
-                if value == "delete":
-                    if not isinstance(parent, dict):
-                        continue
-                    del parent[where[-1]]
-                else:
-                    parent[where[-1]] = value
-                try:
-                    run = parse_run({**FILES, name: json.dumps(changed).encode()}, Path("run"))
-                except RobustinvError as exc:
-                    assert "\n" not in str(exc), (name, where, value)
+    document = json.loads(FILES[name])
+    for where in paths(document)[1:]:
+        for value in [*REPLACEMENTS, "delete"]:
+            changed = copy.deepcopy(document)
+            parent = changed
+            for part in where[:-1]:
+                parent = parent[part]
+            if value == "delete":
+                if not isinstance(parent, dict):
                     continue
-                gate_run(POLICY, run.rows, policy_name="p.toml", baseline=[ROW, WORST], baseline_name="base")
-                report_files(run, rendered_at="now")  # every renderer reads what loaded without an exception
+                del parent[where[-1]]
+            else:
+                parent[where[-1]] = value
+            try:
+                run = parse_run({**FILES, name: json.dumps(changed).encode()}, Path("run"))
+            except RobustinvError as exc:
+                assert "\n" not in str(exc), (name, where, value)
+                continue
+            gate_run(POLICY, run.rows, policy_name="p.toml", baseline=[ROW, WORST], baseline_name="base")
+            report_files(run, rendered_at="now")  # every renderer reads what loaded without an exception
 
 
 def safetensors_bytes(dtype: str, shape: tuple[int, ...], itemsize: int) -> bytes:

@@ -132,7 +132,8 @@ def test_eps_curriculum_and_which_recipe_fields_enter_the_key() -> None:
     assert [curriculum.eps_at(0.3, step) for step in (1, 26, 51, 100)] == pytest.approx([0.6, 0.45, 0.3, 0.3])
     assert GeneratorRecipe(steps=10).eps_at(0.3, 1) == 0.3
     default = GeneratorRecipe()
-    added = {"topk", "eps_start", "eps_ramp", "distill", "distill_steps", "distill_images", "start_steps", "schedule"}
+    added = {"topk", "eps_start", "eps_ramp", "distill", "distill_steps", "distill_images", "start_steps", "schedule",
+             "saturate"}
     assert set(default.model_dump()) - set(default.key_record()) == added, "unused new fields leave the key as it was"
     for change in ({"topk": 3}, {"eps_start": 1.5}, {"distill": 1.0}, {"start_steps": 2}, {"schedule": "cosine"}):
         assert set(change) <= set(default.model_copy(update=change).key_record())

@@ -63,10 +63,11 @@ def test_a_new_measure_is_a_new_results_column(tmp_path: Path, monkeypatch: pyte
     result = run_suite(load_suite(write_suite(tmp_path, TINY_SUITE)))
     frame = rows_frame(result.rows)
     fixed = [c for c in COLUMNS if c != "measures"]
-    attention = ["attribution_drift", "attribution_iou", "neuron_consistency", "neuron_purity_adv",
-                 "neuron_purity_clean", "grad_evals", "forward_passes", "backward_passes", "fooled_diversity_cos"]
+    measured = ["attribution_drift", "attribution_iou", "neuron_consistency", "neuron_purity_adv",
+                 "neuron_purity_clean", "grad_evals", "forward_passes", "backward_passes", "fooled_diversity_cos",
+                 "fooled_classes", "fooled_l2", "fooled_delta_cos"]
     assert list(frame.columns[:len(fixed)]) == fixed
-    assert sorted(frame.columns[len(fixed):]) == sorted(["adv_changed", *attention])
+    assert sorted(frame.columns[len(fixed):]) == sorted(["adv_changed", *measured])
     attacks = frame[frame["attack"] != "worst_case"]
     assert attacks["adv_changed"].between(0, 1).all() and frame[frame["attack"] == "worst_case"]["adv_changed"].isna().all()
     # The extra column survives the JSON round trip of results.json, checked like any other number.
@@ -74,7 +75,7 @@ def test_a_new_measure_is_a_new_results_column(tmp_path: Path, monkeypatch: pyte
     back = row_from_dict(json.loads(json.dumps(row_record(row)))).measures
     assert back.keys() == row.measures.keys()
     assert all(math.isnan(v) if math.isnan(row.measures[k]) else v == row.measures[k] for k, v in back.items())
-    assert set(row.measures) == {"adv_changed", *attention}
+    assert set(row.measures) == {"adv_changed", *measured}
     pd.testing.assert_frame_equal(rows_frame([row_from_dict(row_record(r)) for r in result.rows]), frame)
 
 

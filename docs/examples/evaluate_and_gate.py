@@ -8,7 +8,6 @@ and PGD at ε = 0.1 and 0.3 through `robustinv.evaluate`, and judges the result 
 """
 
 # %% [1] A model in hand: a small CNN trained on the bundled digits
-import pandas as pd
 import torch
 
 import robustinv
@@ -19,7 +18,8 @@ from robustinv.training.recipe import TrainRecipe
 torch.manual_seed(0)
 digits = load_dataset("digits")
 model = smallcnn(digits.input_shape, digits.num_classes)
-seconds = robustinv.train(model, digits.x_train, digits.y_train, TrainRecipe(epochs=3, batch_size=32, lr=0.003), seed=0)
+recipe = TrainRecipe(epochs=3, batch_size=32, lr=0.003)
+seconds = robustinv.train(model, digits.x_train, digits.y_train, recipe, seed=0)
 print(f"{len(digits.x_train)} training images {tuple(digits.x_train.shape[1:])}, {digits.num_classes} classes; "
       f"trained 3 epochs in {seconds:.1f} s")
 
@@ -30,7 +30,6 @@ result = robustinv.evaluate(
     attacks=["fgsm", {"name": "pgd", "steps": 10, "step_size": 0.05}],
     n_explain=0,
 )
-pd.set_option("display.width", 120)
 columns = ["attack", "eps", "n", "clean_acc", "robust_acc", "robust_acc_low", "robust_acc_high", "flags"]
 print(result.to_frame()[columns].round(4).to_string(index=False))
 

@@ -31,7 +31,7 @@ def gate_command(run_dir: Path, policy_path: Path, baseline: str | None, store_p
 
     Writes gate.json and junit.xml into DIR, re-renders report.html and summary.md, and records
     the verdict in the results store when the store verified the run. The verdict says whether
-    the rows could be verified against the store (see README, "Release gate").
+    the rows could be verified against the store (docs/gate.md).
     """
     from robustinv.gating import load_policy
     from robustinv.gating.provenance import verify_rows

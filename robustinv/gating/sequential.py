@@ -42,7 +42,7 @@ class Decision:
 
     def describe(self, confidence: float) -> str:
         verb = "undecided" if self.state is State.open else "decided"
-        return (f"{verb} after {self.inputs} inputs: {self.row} {self.value:.6g}, its {confidence:.0%} "
+        return (f"{verb} after {self.inputs} inputs: {self.row} {self.value:.6g}, its {100 * confidence:g}% "
                 f"anytime-valid bounds {self.low:.4f}–{self.high:.4f}" if self.value is not None
                 else f"{verb}: {self.row}")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from robustinv import metrics
 from robustinv.measures.registry import NAN, CellView, register_measure
-from robustinv.records.columns import Column, Combine, fraction
+from robustinv.records.columns import ROW_COLUMNS
 
 
-@register_measure("candidates", columns=(Column("samples_per_input", 1, float("inf"), integer=True, combine=Combine.same),
-                                        fraction("candidate_success"), fraction("target_success")))
+@register_measure("candidates", columns=tuple(ROW_COLUMNS[name] for name in ("samples_per_input", "candidate_success",
+                                                                              "target_success")))
 def candidates(view: CellView) -> dict[str, float]:
     """k, the share of all candidates that fool the model, and of those aimed at a class, that hit it."""
     return {

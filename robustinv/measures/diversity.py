@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from robustinv import metrics
 from robustinv.measures.registry import NAN, CellView, register_measure
-from robustinv.records.columns import cosine, non_negative
+from robustinv.records.columns import ROW_COLUMNS, cosine
 
 
-@register_measure("diversity", columns=(cosine("diversity_cos"), non_negative("diversity_l2"), cosine("fooled_diversity_cos")))
+@register_measure("diversity", columns=(ROW_COLUMNS["diversity_cos"], ROW_COLUMNS["diversity_l2"],
+                                        cosine("fooled_diversity_cos")))
 def diversity(view: CellView) -> dict[str, float]:
     """Mean pairwise feature cosine and L2 distance among an input's k candidates; NaN when k = 1.
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from robustinv import metrics
 from robustinv.measures.registry import CellView, register_measure
-from robustinv.records.columns import Combine, non_negative
+from robustinv.records.columns import ROW_COLUMNS
 
 
-@register_measure("perturbation", columns=(non_negative("mean_linf"), non_negative("max_linf", Combine.max),
-                                          non_negative("mean_l2"), non_negative("max_l2", Combine.max)))
+@register_measure("perturbation", columns=tuple(ROW_COLUMNS[name] for name in ("mean_linf", "max_linf", "mean_l2",
+                                                                                  "max_l2")))
 def perturbation(view: CellView) -> dict[str, float]:
     """Mean and largest Linf and L2 distance of the worst-case examples to the clean inputs."""
     linf, l2 = metrics.linf_norms(view.x, view.x_adv), metrics.l2_norms(view.x, view.x_adv)

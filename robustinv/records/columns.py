@@ -85,7 +85,9 @@ def non_negative(name: str, combine: Combine = Combine.mean) -> Column:
     return Column(name, *NON_NEGATIVE, combine=combine)
 
 
-# The row's own numeric fields that no measure computes (the measures declare theirs).
+# Every numeric field of a result row, declared here and nowhere else: the built-in measures that
+# compute some of them (perturbation, candidates, diversity, feature_consistency) take these
+# declarations, so a reader checks them without trusting the `columns` a file brings along.
 ROW_COLUMNS: dict[str, Column] = {column.name: column for column in (
     Column("eps", 0.0, 1e9, combine=Combine.same),
     Column("n", 1.0, math.inf, integer=True, combine=Combine.sum),
@@ -93,6 +95,11 @@ ROW_COLUMNS: dict[str, Column] = {column.name: column for column in (
     non_negative("seconds", Combine.sum), non_negative("samples_per_s"), non_negative("train_seconds", Combine.same),
     Column("seed", 0.0, math.inf, integer=True, combine=Combine.same),
     non_negative("model_train_seconds", Combine.same),
+    non_negative("mean_linf"), non_negative("max_linf", Combine.max),
+    non_negative("mean_l2"), non_negative("max_l2", Combine.max),
+    Column("samples_per_input", 1.0, math.inf, integer=True, combine=Combine.same),
+    fraction("candidate_success"), fraction("target_success"),
+    cosine("diversity_cos"), non_negative("diversity_l2"), cosine("feature_consistency"),
 )}
 
 

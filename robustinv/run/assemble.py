@@ -19,7 +19,7 @@ import numpy.typing as npt
 from robustinv.attacks import ATTACKS
 from robustinv.judge.verdict import ModelOutcomes
 from robustinv.judge.worst_case import Outcome as AttackOutcome
-from robustinv.measures import schema
+from robustinv.measures import attention_columns, schema
 from robustinv.records import AttentionResult, CellKind, CellResult, Explanation, ResultRow, SampleGrid, TargetCell
 from robustinv.records.columns import Column, Combine, declared
 from robustinv.run.cells import Prepared, Value
@@ -48,6 +48,7 @@ def assemble(plan: Plan, values: Mapping[str, Value], models: Mapping[ModelRef, 
     """
     out = Assembled([], {}, [], [], [])
     declarations = schema()
+    unexplained = dict.fromkeys(attention_columns(), math.nan)  # rows no explain cell measured keep the columns
     attention = {spec.deps[1]: value for spec in plan.cells
                  if spec.kind is CellKind.explain and isinstance(value := values.get(spec.key), AttentionResult)}
     for model in plan.models:
@@ -60,6 +61,7 @@ def assemble(plan: Plan, values: Mapping[str, Value], models: Mapping[ModelRef, 
             assert all(isinstance(r, CellResult) for r in results)
             cells = [r for r in results if isinstance(r, CellResult)]
             row = merge_rows([c.row for c in cells], [c.robust for c in cells], state.clean_correct, declarations)
+            row = replace(row, measures={**unexplained, **row.measures})
             record = models.get(model)
             if record is not None:
                 row = replace(row, model_source=record.source, model_train_seconds=record.train_seconds)

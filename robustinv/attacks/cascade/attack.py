@@ -18,9 +18,10 @@ cascade follows their principles, Linf or L2, in plain batched torch:
   budget goes where it can still pay off, and a discarded input counts as robust. Long rounds
   rather than many short ones: on adversarially trained MNIST models the last few inputs fall
   to a 100-step APGD run far more often than to five 20-step runs;
-* a gradient-free member (Square) on a seeded sample of the inputs left standing, so gradient
-  masking is still caught: its per-member log has AutoAttack's shape, and the zero-gradient
-  share comes free with the first gradient.
+* a gradient-free member (Square) on the inputs still alive at the end (the near misses, where
+  random search finds what the gradients could not) and on a seeded sample of the discarded ones,
+  so gradient masking is still caught: its per-member log has AutoAttack's shape, and the
+  zero-gradient share comes free with the first gradient.
 
 Threat model: white-box, untargeted, ‖δ‖ ≤ ε in Linf or L2 on the [0, 1] scale.
 """
@@ -36,7 +37,7 @@ from robustinv.attacks.base import Attack, AttackConfig, Candidates
 from robustinv.attacks.cascade.config import APGD, APGD_MEMBERS, APGD_T, FGSM, SCREEN, SQUARE, CascadeConfig
 from robustinv.attacks.cascade.geometry import random_start
 from robustinv.attacks.cascade.losses import cross_entropy, targeted, untargeted, wrong_classes_by_logit
-from robustinv.attacks.cascade.rounds import Tracker, apgd_round, fgsm_round, value_and_grad
+from robustinv.attacks.cascade.rounds import Loss, Tracker, apgd_round, fgsm_round, value_and_grad
 from robustinv.attacks.cascade.schedule import Schedule
 from robustinv.attacks.cascade.square_member import sample, square_round
 from robustinv.attacks.registry import register_attack
@@ -123,8 +124,8 @@ class Cascade(Attack):
         c = self.config
         num_classes = wrong.shape[1] + 1
         rounds = {SCREEN: 1, APGD: c.restarts}.get(member, min(c.target_classes, num_classes - 1))
-        loss = targeted if member == APGD_T else cross_entropy if c.loss == "ce" else untargeted
         for number in range(1, rounds + 1):
+            loss = targeted if member == APGD_T else self._untargeted_loss(state.untargeted_rounds)
             if state.iterative_rounds:
                 state.discard(c.keep if state.iterative_rounds == 1 else c.narrow)
             idx = state.alive.nonzero().squeeze(1)
@@ -150,11 +151,22 @@ class Cascade(Attack):
                 broken += state.merge(gi, tracker)
             state.finish_round(member, number, len(idx), broken)
             state.iterative_rounds += 1
+            state.untargeted_rounds += member != APGD_T
+
+    def _untargeted_loss(self, done: int) -> Loss:
+        """The loss of an untargeted round after `done` others: alternating starts with cross-entropy."""
+        loss = self.config.loss
+        if loss == "alternate":
+            loss = "ce" if done % 2 == 0 else "margin"
+        return cross_entropy if loss == "ce" else untargeted
 
     def _square(self, model: nn.Module, state: Schedule, x: torch.Tensor, y: torch.Tensor, eps: float, queries: int,
                 generator: torch.Generator, device: torch.device) -> dict[str, int]:
         c = self.config
-        idx = sample(state.standing, c.square_share, generator)
+        alive = state.alive.nonzero().squeeze(1)
+        sampled = sample(state.standing & state.discarded, c.square_share, generator)
+        idx = torch.cat([alive, sampled]).sort().values
+        standing = int(state.standing.sum())
         broken = 0
         for gi in idx.split(c.batch_size):
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
@@ -162,4 +174,5 @@ class Cascade(Attack):
                                             queries=queries, p_init=c.square_p_init, seed=seed)
             broken += state.merge(gi, tracker)
         state.finish_round(SQUARE, 1, len(idx), broken)
-        return {"standing": int(state.standing.sum()) + broken, "inputs": len(idx), "broken": broken}
+        return {"standing": standing, "alive": len(alive), "sampled": len(sampled), "inputs": len(idx),
+                "broken": broken}

@@ -36,8 +36,9 @@ class CascadeConfig(AttackConfig):
     name: Literal["cascade"] = "cascade"
     members: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MEMBERS),
                                     description="member → budget, in the order they run")
-    loss: Literal["ce", "margin"] = Field("ce", description="the untargeted APGD member's loss: cross-entropy "
-                                          "(AutoAttack's APGD-CE) or the C&W margin (ODI's and A3's)")
+    loss: Literal["ce", "margin", "alternate"] = Field(
+        "ce", description="the untargeted APGD rounds' loss: cross-entropy (AutoAttack's APGD-CE), the C&W margin "
+        "(ODI's and A3's), or alternate: cross-entropy in odd rounds (the screen's), the margin in even ones")
     restarts: int = Field(1, ge=1, description="rounds of the untargeted APGD member, each from a new start")
     target_classes: int = Field(3, ge=1, description="apgd-t: the k most likely wrong classes, one round each")
     odi_steps: int = Field(2, ge=0, description="output-diversified steps that start every APGD round")
@@ -46,7 +47,8 @@ class CascadeConfig(AttackConfig):
                         "and count as robust")
     narrow: float = Field(0.7, gt=0, le=1, description="share of the kept inputs, smallest margins first, that "
                           "each further round attacks")
-    square_share: float = Field(0.1, gt=0, le=1, description="share of the standing inputs Square attacks")
+    square_share: float = Field(0.1, gt=0, le=1, description="share of the discarded inputs Square attacks, a "
+                                "seeded sample (it attacks every input still alive too)")
     square_p_init: float = Field(0.8, gt=0, le=1, description="Square: initial fraction of pixels a square covers")
 
     @field_validator("members", mode="before")

@@ -35,7 +35,8 @@ class Schedule:
         self.broken: dict[str, int] = {}
         self.rounds: list[dict[str, Any]] = []
         self.discards: list[dict[str, Any]] = []
-        self.iterative_rounds = 0
+        self.iterative_rounds = 0  # APGD rounds so far (screen, untargeted, targeted)
+        self.untargeted_rounds = 0
 
     @property
     def alive(self) -> torch.Tensor:

@@ -1,11 +1,16 @@
-"""The cascade's gradient-free member: Square Attack on a seeded sample of the inputs left standing.
+"""The cascade's gradient-free member: Square Attack on the near misses and a seeded sample of the rest.
 
 Square (Andriushchenko et al. 2020) needs only the model's outputs, so where the gradient members
 were misled (masked, shattered or obfuscated gradients) it still breaks inputs; the reference
 implementation (`pyautoattack.square`, plain torch) runs unchanged. It costs `queries` forward
-passes per input it cannot break, so it runs on a sample: enough for AutoAttack's calibrated
-Square check (`robustinv.judge.sanity.square_gain`) to fire on a masked model, too few to
-dominate the cost on an honest one.
+passes per input it cannot break, so it runs on two groups only:
+
+* every input still alive after the gradient members: the smallest margins, where an input the
+  gradients cannot quite break may fall to random search (AutoAttack's Square-only breaks on
+  adversarially trained MNIST models are such inputs);
+* a seeded `share` of the inputs discarded earlier: on a masked model the margins say nothing,
+  and this unbiased sample is what lets AutoAttack's calibrated Square check
+  (`robustinv.judge.sanity.square_gain`) fire.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from robustinv.attacks.base import Norm
 from robustinv.attacks.cascade.rounds import Tracker
 
 
-def sample(standing: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
-    """Indices of a seeded `share` of the standing inputs (at least one when any stands), in input order."""
-    idx = standing.nonzero().squeeze(1)
+def sample(mask: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Indices of a seeded `share` of the inputs in `mask` (at least one when there are any), in input order."""
+    idx = mask.nonzero().squeeze(1)
     count = min(len(idx), math.ceil(share * len(idx)))
     chosen = torch.randperm(len(idx), generator=generator)[:count]
     return idx[chosen.sort().values]
