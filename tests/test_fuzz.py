@@ -32,6 +32,7 @@ from robustinv.records import (
     rows_digest,
 )
 from robustinv.report import report_files
+from robustinv.report import attention_plots, plots
 from robustinv.report.rundir import GATE_JSON, RESULTS_JSON, SAMPLES_JSON, SAMPLES_TENSORS, parse_run, record_files
 from robustinv.store import RunStatus, Store
 
@@ -154,8 +155,16 @@ REPLACEMENTS: list[Any] = [None, True, -1.5, 7, "x", [], {}, [1], {"a": 1}]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [RESULTS_JSON, SAMPLES_JSON, GATE_JSON])
-def test_every_place_of_every_run_file_with_any_value_loads_checked_or_raises_one_clear_error(name: str) -> None:
-    """The exhaustive companion of the fuzz test: every place of every JSON run file, every kind of value."""
+def test_every_place_of_every_run_file_with_any_value_loads_checked_or_raises_one_clear_error(
+    name: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exhaustive companion of the fuzz test: every place of every JSON run file, every kind of value.
+
+    The report's figures are drawn from each variant but not rasterized to PNG: rasterizing about
+    700 figures is matplotlib's work (90% of this test's time), not a check of the renderers.
+    """
+    for module in (plots, attention_plots):
+        monkeypatch.setattr(module, "png_bytes", lambda fig: b"\x89PNG")
     document = json.loads(FILES[name])
     for where in paths(document)[1:]:
         for value in [*REPLACEMENTS, "delete"]:
