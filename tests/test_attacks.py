@@ -87,6 +87,7 @@ def test_l2_bound(name: str, digits_model: torch.nn.Module, batch: tuple[torch.T
     assert float(l2_norms(x, out.x_adv).max()) > 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PROPERTY_ATTACKS)
 def test_same_seed_same_result(
     name: str, digits_model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], context: AttackContext

@@ -43,6 +43,7 @@ n = 10
 """
 
 
+@pytest.mark.slow
 def test_the_autoattack_row_equals_a_direct_reference_call(
     tmp_path: Path, digits: Dataset, digits_model: torch.nn.Module
 ) -> None:

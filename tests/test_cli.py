@@ -215,6 +215,7 @@ def test_generate_needs_an_inversion_attack(tmp_path: Path) -> None:
     assert code == 2 and "no model 'nope'" in stderr
 
 
+@pytest.mark.slow
 def test_two_identical_runs_write_identical_results(tmp_path: Path) -> None:
     """Same suite, seed and machine, each run training its own model: the same results.csv, timings aside."""
     import os

@@ -87,6 +87,7 @@ def _pgd_robust(model: torch.nn.Module, digits: Dataset, eps: float) -> float:
     return robust_accuracy(predict_logits(model, x).argmax(1), predict_logits(model, out.x_adv).argmax(1), y)
 
 
+@pytest.mark.slow
 def test_consistency_training_beats_standard_under_pgd(digits: Dataset, digits_model: torch.nn.Module) -> None:
     defended = smallcnn(digits.input_shape, digits.num_classes)
     train(defended, digits.x_train, digits.y_train, ADVERSARIAL, defense="consistency_at", seed=0)
@@ -254,6 +255,7 @@ n = 60
 """
 
 
+@pytest.mark.slow
 def test_guard_flags_a_gradient_masked_model_and_not_an_honest_one(tmp_path: Path) -> None:
     (tmp_path / "maskednet.py").write_text(MASKED_MODULE)
     path = write_suite(tmp_path, GUARD_SUITE)
@@ -288,6 +290,7 @@ eps = [0.3]
 """
 
 
+@pytest.mark.slow
 def test_cascade_and_the_guard_still_flag_the_masked_model_and_fail_its_gate(tmp_path: Path) -> None:
     """The fast verdict (cascade instead of FGSM, PGD and Square) keeps the masked model's gate shut."""
     (tmp_path / "maskednet.py").write_text(MASKED_MODULE)

@@ -178,6 +178,7 @@ def test_the_serial_run_has_every_kind_of_cell(serial: RunResult) -> None:
     assert set(frame(serial)["defense"]) == {"standard", "pgd_at"}
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_serial_results(serial: RunResult, tmp_path: Path) -> None:
     suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
     result = run_suite(suite, executor="process", workers=2)
@@ -196,6 +197,7 @@ def test_ray_gives_the_serial_results(serial: RunResult, tmp_path: Path) -> None
     assert all(worker.startswith("ray node ") for worker in result.info.workers)
 
 
+@pytest.mark.slow
 def test_a_failing_cell_fails_the_run_after_the_others_are_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     suite = load_suite(write_suite(tmp_path, with_cache(EXECUTOR_SUITE, tmp_path / "cache")))
@@ -233,6 +235,7 @@ def killer_suite(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Suite:
     return load_suite(write_suite(folder, text))
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_cell_is_replaced_and_the_cell_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    capfd: pytest.CaptureFixture[str]) -> None:
     suite = killer_suite(tmp_path, monkeypatch)
@@ -278,6 +281,7 @@ def test_generate_loads_the_generator_the_run_trained(serial: RunResult, tmp_pat
         assert request.seed == row.seed and request.model_fingerprint == row.model_fingerprint
 
 
+@pytest.mark.slow
 def test_a_progress_display_sees_every_cell_and_the_training_epochs(tmp_path: Path) -> None:
     from robustinv.run.schedule import Progress
 
@@ -316,6 +320,7 @@ def test_the_progress_bar_stays_quiet_when_asked_or_not_on_a_terminal(monkeypatc
     bar.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("driver", "exit_code"), [("os.getppid()", 0), ("os.getppid() + 1", 1)])
 def test_a_worker_whose_driver_is_gone_before_it_starts_exits(driver: str, exit_code: int) -> None:
     # A driver killed while its worker is still importing leaves the worker reparented; its set-up
@@ -408,6 +413,7 @@ def test_a_cell_failure_crosses_a_process_boundary_and_keeps_whose_it_was(tmp_pa
         raising(KeyboardInterrupt())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("how", "message"), [
     ("raise", "model 'm' failed on a batch of"),
     ("exit", "model 'm' called sys.exit(3) in cell"),
@@ -419,6 +425,7 @@ def test_a_user_model_failing_in_a_worker_process_is_the_models_error(tmp_path: 
         run_suite(suite, base_dir=tmp_path, executor="process", workers=1)
 
 
+@pytest.mark.slow
 def test_worker_log_records_reach_the_driver_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     suite = worker_suite(tmp_path, "talk")
     with caplog.at_level(logging.WARNING, logger="robustinv"):
@@ -454,6 +461,7 @@ def test_ray_reports_user_model_failures_and_forwards_worker_logs(tmp_path: Path
     assert any(r.name == "robustinv.test_worker" for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_closing_the_pool_leaves_no_worker_starting_up() -> None:
     """A worker still starting when the pool closed printed a traceback after the driver exited (a SemLock gone)."""
     before = set(multiprocessing.active_children())

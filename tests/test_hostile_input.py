@@ -663,7 +663,9 @@ def test_the_table_covers_every_class() -> None:
     assert len(CASES) >= 95
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# The cases under worker processes or Ray start processes that import torch: `make test-fast` leaves them out.
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case.startswith(("process:", "ray:"))
+                                  else case for case in CASES])
 def test_hostile_input(tmp_path: Path, case: str, request: pytest.FixtureRequest) -> None:
     spec = CASES[case]
     try:

@@ -254,6 +254,7 @@ def test_deterministic(full_html: str) -> None:
     assert other != full_html and other.replace("2030-01-01 00:00 UTC", WHEN) == full_html
 
 
+@pytest.mark.slow
 def test_deterministic_across_processes(full_html: str) -> None:
     """Another interpreter, another hash seed: the same bytes (nothing depends on set or hash order)."""
     script = (

@@ -62,6 +62,7 @@ main(["history", "--store", {str(store)!r}], standalone_mode=False)
     assert heavy_modules_after(code) == []
 
 
+@pytest.mark.slow
 def test_the_public_names_still_load_on_use() -> None:
     code = "import robustinv\nassert robustinv.ATTACKS.names()\nassert robustinv.load_suite.__module__ == 'robustinv.suite'\n"
     assert "torch" in heavy_modules_after(code)

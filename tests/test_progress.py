@@ -110,6 +110,7 @@ def run_cli(tmp_path: Path, *options: str, quiet: bool = False) -> tuple[int, li
     return result.exit_code, result.stderr.splitlines()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["serial", "process"])
 def test_a_ci_log_has_a_line_per_cell_and_epoch(executor: str, tmp_path: Path) -> None:
     code, lines = run_cli(tmp_path, "--executor", executor)
@@ -133,6 +134,7 @@ def test_quiet_prints_neither_lines_nor_epochs(tmp_path: Path) -> None:
     assert code == 0 and lines == []
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_the_bar_and_not_the_lines(tmp_path: Path) -> None:
     suite = write_suite(tmp_path, SUITE.format(cache=tmp_path / "cache"))
     command = [sys.executable, "-c", "from robustinv.cli import main; main()", "run", str(suite),

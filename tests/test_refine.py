@@ -125,6 +125,7 @@ def test_patience_stops_early_and_keeps_the_best_generator(digits_model: torch.n
     assert steps == list(range(15, steps[-1] + 1, 15))
 
 
+@pytest.mark.slow
 def test_imitation_trains_and_is_part_of_the_key(digits_model: torch.nn.Module, digits: Dataset,
                                                  tmp_path: Path) -> None:
     recipe = RECIPE.model_copy(update={"imitate": 1.0, "imitate_steps": 2})

@@ -101,6 +101,7 @@ def test_a_stopped_run_extends_with_its_stored_cells(tmp_path: Path) -> None:
     assert reused == 2 * before["n"].max() // 40, "every FGSM cell of the earlier looks came from the store"
 
 
+@pytest.mark.slow
 def test_the_same_looks_under_the_process_executor(decided: tuple[int, str, Path], tmp_path: Path) -> None:
     _, _, serial = decided
     code, stderr, out = run(tmp_path, PASSING, "process", "--executor", "process", "--workers", "2")

@@ -152,6 +152,7 @@ def test_run_gate_and_report_refuse_a_folder_in_use(tmp_path: Path) -> None:
         assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "results.json"], "nothing was written"
 
 
+@pytest.mark.slow
 def test_two_runs_with_different_stores_never_share_a_folder(tmp_path: Path) -> None:
     """The red team's case: both exited 0 and left a mix of both runs' cells."""
     from conftest import TINY_SUITE, write_suite

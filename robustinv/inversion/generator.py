@@ -75,7 +75,7 @@ class PerturbGenerator(_Conditioned):
     With `saturate`, x' = clip(x + ε·sign(h)): every pixel moves by the full ε, to a corner of the
     ε-box, where PGD's examples lie. On adversarially trained models a perturbation's strength
     depends on its magnitude far more than on its detail, and a generator unsure of a pixel's
-    sign would otherwise leave it near 0 (README, "Generators on defended models").
+    sign would otherwise leave it near 0 (docs/results.md, "Generator recipes on the defended references").
     """
 
     def __init__(

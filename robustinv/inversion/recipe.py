@@ -1,6 +1,6 @@
 """Generator training recipes. Published inversion papers give no weights; these were tuned here.
 
-Choices, with reasons (measured on MNIST/LeNet-5 and digits/smallcnn, see the README):
+Choices, with reasons (measured on MNIST/LeNet-5 and digits/smallcnn, see docs/inversion.md and docs/results.md):
 - `margin` carries the attack: the C&W hinge gives a gradient until the wrong class wins by κ,
   where plain CE saturates early or keeps pushing already-fooled samples.
 - `kl` and `ce` steer *which* wrong class a sample lands in, from the soft code c; lighter

@@ -10,7 +10,7 @@ Untargeted, each draw can be refined toward the wrong class its code named (`aim
 z_y − z_aim pushes the true class below that one class, and any misclassification counts. The k
 draws then spread over k wrong classes, as in a multi-targeted attack (Gowal et al. 2019), and
 their successes stay apart in feature space; on the defended MNIST models they are fewer than
-the margin's (README). Without aims the loss is the C&W margin z_y − max_{j≠y} z_j.
+the margin's (docs/results.md). Without aims the loss is the C&W margin z_y − max_{j≠y} z_j.
 """
 
 from __future__ import annotations
