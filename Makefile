@@ -25,7 +25,7 @@ PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
 test: venv
 	$(PYTEST)
 
-# The inner loop: everything but the tests marked slow (real data, Ray, killed runs, worker processes).
+# The inner loop: everything but the tests marked slow (real data, Ray, worker processes, subprocesses, training).
 test-fast: venv
 	$(PYTEST) -m "not slow"
 
