@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from art.estimators.classification import PyTorchClassifier
 from torch import nn
 
 from robustinv.attacks.base import Attack, Candidates, Norm, RestartConfig
 from robustinv.runtime import model_device, seed_everything
 
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
+
 ART_NORMS: dict[Norm, float] = {Norm.linf: np.inf, Norm.l2: 2.0}
 
 
 def art_classifier(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> PyTorchClassifier:
-    """Wrap a [0, 1]-input model for ART; normalization, if any, lives inside the model."""
+    """Wrap a [0, 1]-input model for ART; normalization, if any, lives inside the model.
+
+    ART is imported here, on first use: it pulls SciPy and scikit-learn, 1.4 s of every process
+    start (each CLI call, each worker) that runs no ART attack.
+    """
+    from art.estimators.classification import PyTorchClassifier
+
     device = model_device(model)
     return PyTorchClassifier(
         model=model,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from art.attacks.evasion import FastGradientMethod
-from art.estimators.classification import PyTorchClassifier
+from typing import TYPE_CHECKING, Any, Literal
 
 from robustinv.attacks.art import ART_NORMS, ArtAttack
 from robustinv.attacks.base import RestartConfig
 from robustinv.attacks.registry import register_attack
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 
 class FgsmConfig(RestartConfig):
@@ -27,6 +27,8 @@ class Fgsm(ArtAttack):
         return float(self.config.restarts)
 
     def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:
+        from art.attacks.evasion import FastGradientMethod  # on first use (see robustinv.attacks.art)
+
         return FastGradientMethod(
             estimator,
             norm=ART_NORMS[self.config.norm],

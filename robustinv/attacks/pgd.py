@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from art.attacks.evasion import ProjectedGradientDescentPyTorch
-from art.estimators.classification import PyTorchClassifier
 from pydantic import Field
 
 from robustinv.attacks.art import ART_NORMS, ArtAttack
 from robustinv.attacks.base import RestartConfig
 from robustinv.attacks.registry import register_attack
+
+if TYPE_CHECKING:
+    from art.estimators.classification import PyTorchClassifier
 
 
 class PgdConfig(RestartConfig):
@@ -38,6 +39,8 @@ class Pgd(ArtAttack):
         })
 
     def art_attack(self, estimator: PyTorchClassifier, eps: float) -> Any:
+        from art.attacks.evasion import ProjectedGradientDescentPyTorch  # on first use (see robustinv.attacks.art)
+
         return ProjectedGradientDescentPyTorch(
             estimator,
             norm=ART_NORMS[self.config.norm],

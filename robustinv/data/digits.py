@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sklearn.datasets import load_digits as _sklearn_digits
-from sklearn.model_selection import train_test_split
 
 from robustinv.data.dataset import Dataset, bundled, from_arrays, register_dataset
 
@@ -18,7 +16,10 @@ TEST_FRACTION = 0.2
 @bundled
 def load_digits(root: Path | None, *, download: bool) -> Dataset:
     """1,797 grey 8×8 digits with values 0–16, scaled to [0, 1]; a stratified 80/20 split."""
-    bunch = _sklearn_digits()
+    from sklearn.datasets import load_digits as sklearn_digits  # on use: scikit-learn costs a second to import
+    from sklearn.model_selection import train_test_split
+
+    bunch = sklearn_digits()
     x = (bunch.images / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(

@@ -8,7 +8,6 @@ to the input size and min–max normalized per image. Maps stay float tensors th
 from __future__ import annotations
 
 import torch
-from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from robustinv.interpret.cumulative import normalize_maps
@@ -21,6 +20,8 @@ def layer_gradcams(model: nn.Module, x: torch.Tensor, target: torch.Tensor, laye
 
     The model is evaluated in eval mode and left in the mode it was in.
     """
+    from captum.attr import LayerAttribution, LayerGradCam  # on use: captum costs a third of a second to import
+
     device = model_device(model)
     height, width = x.shape[-2:]
     was_training = model.training
