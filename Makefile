@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/robustinv run
 
-# Over every core (pytest-xdist); the Ray tests share one Ray instance on one worker (--dist loadgroup).
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
+# Over every core (pytest-xdist); a worker that runs out of tests takes some of another's (worksteal).
+PYTEST := $(BIN)/python -m pytest -n auto --dist worksteal
 
 test: venv
 	$(PYTEST)

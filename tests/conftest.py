@@ -80,3 +80,4 @@ eps = [0.1, 0.3]
 steps = 5
 step_size = 0.05
 """
+

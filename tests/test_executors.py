@@ -37,10 +37,8 @@ from robustinv.store import RunStatus, Store
 from robustinv.suite import Suite, load_suite
 
 HAS_RAY = importlib.util.find_spec("ray") is not None
-# The Ray tests share one local Ray instance and run on one pytest-xdist worker: starting Ray costs
-# seconds and a dozen processes, which a second instance beside it would fight for two cores.
-RAY_MARKS = (pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed"), pytest.mark.slow,
-             pytest.mark.xdist_group("ray"))
+# The Ray tests of a pytest worker share one local Ray instance: starting Ray costs seconds and a dozen processes.
+RAY_MARKS = (pytest.mark.skipif(not HAS_RAY, reason="the ray extra is not installed"), pytest.mark.slow)
 
 
 def on_ray(test: Any) -> Any:

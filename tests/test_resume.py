@@ -251,8 +251,8 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("executor", ["serial", "process", pytest.param("ray", marks=[pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="the ray extra is not installed"), pytest.mark.xdist_group("ray")])])
+@pytest.mark.parametrize("executor", ["serial", "process", pytest.param("ray", marks=pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="the ray extra is not installed"))])
 def test_a_killed_cli_run_resumes_to_the_results_of_an_uninterrupted_one(tmp_path: Path, executor: str,
                                                                          uninterrupted: pd.DataFrame) -> None:
     """The driver is killed mid-run (its workers, or its Ray instance, die with it); the rerun finishes the run."""

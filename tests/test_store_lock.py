@@ -158,7 +158,8 @@ def test_two_runs_with_different_stores_never_share_a_folder(tmp_path: Path) -> 
     from conftest import TINY_SUITE, write_suite
     from test_resume import committed_cells
 
-    suite = write_suite(tmp_path, TINY_SUITE.replace("steps = 5", "steps = 400").replace("n_eval = 60", "n_eval = 300"))
+    # Long enough that the first run is still attacking when it is terminated, however loaded the machine.
+    suite = write_suite(tmp_path, TINY_SUITE.replace("steps = 5", "steps = 4000").replace("n_eval = 60", "n_eval = 300"))
     out, first_db, second_db = tmp_path / "out", tmp_path / "first.db", tmp_path / "second.db"
     robustinv = Path(sys.executable).with_name("robustinv")
     first = subprocess.Popen([str(robustinv), "run", str(suite), "--out", str(out), "--store", str(first_db)],
