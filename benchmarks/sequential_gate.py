@@ -27,7 +27,8 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import tomli_w
 
 HERE = Path(__file__).resolve().parent
 EPS = 0.3
@@ -43,39 +44,25 @@ class Gated:
     decided_after: int | None
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return repr(value)
-
-
-def table(header: str, values: dict[str, Any]) -> str:
-    return "\n".join([header, *(f"{key} = {toml_value(value)}" for key, value in values.items())]) + "\n"
-
-
 def suite_text(defense: str, n_eval: int) -> str:
     """`defenses.toml`'s data, model and training recipe; `cascade` and the guard as the attacks."""
     reference = tomllib.loads((HERE / "defenses.toml").read_text())
     dataset = {**reference["dataset"], "root": str((HERE / reference["dataset"]["root"]).resolve()), "n_eval": n_eval}
     model = reference["models"][0]
-    return "\n".join([
-        table("", {"name": f"sequential-{defense}", "seed": reference["seed"], "threads": reference["threads"]}),
-        table("[dataset]", dataset),
-        table("[[models]]", {"name": model["name"], "defenses": [defense]}),
-        table("[models.train]", model["train"]),
-        table("[models.adversarial]", model["adversarial"]),
-        table("[[attacks]]", {"name": "cascade", "eps": [EPS]}),
-        table("[guard]", {"models": "defended", "n": n_eval}),
-    ])
+    return tomli_w.dumps({
+        "name": f"sequential-{defense}", "seed": reference["seed"], "threads": reference["threads"],
+        "dataset": dataset,
+        "models": [{"name": model["name"], "defenses": [defense], "train": model["train"],
+                    "adversarial": model["adversarial"]}],
+        "attacks": [{"name": "cascade", "eps": [EPS]}],
+        "guard": {"models": "defended", "n": n_eval},
+    })
 
 
 def policy_text(bound: float, confidence: float, batch: int) -> str:
-    return (table("[sequential]", {"confidence": confidence, "batch": batch})
-            + table("[[rules]]", {"metric": "robust_acc", "attack": "worst_case", "eps": EPS, "min": round(bound, 4)}))
+    return tomli_w.dumps({"sequential": {"confidence": confidence, "batch": batch},
+                          "rules": [{"metric": "robust_acc", "attack": "worst_case", "eps": EPS,
+                                     "min": round(bound, 4)}]})
 
 
 def robustinv(*args: str) -> tuple[int, float]:
